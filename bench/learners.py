@@ -1,0 +1,212 @@
+"""The engine on simulated learners: figures per scenario and recovery after jumps.
+
+    python -m bench.learners [--seed 0] [--scenarios learner,...] [--no-long] [--json out.json]
+
+Recovery after a jump, restart or pause: the number of notes of the new pass the session
+judges wrongly before its decisions are right for ``SETTLE`` notes in a row. "strict": the exact
+score note; "same music": any score note of the same pitch whose chord and next
+``SAME_MUSIC_CHORDS - 1`` chords hold the same pitches, since no one can tell such passages
+apart from what is played (an unfolded repeat, a bar written twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sonata_engine.types import Judgement, Score
+
+from bench.engine_run import run_engine
+from bench.longscore import concatenate, dedupe, vienna_scores
+from bench.metric import Counts, compare
+from bench.simulator import SCENARIOS, SETTLE, Scenario, Session, simulate
+
+LONG_SCENARIOS = ("jump back", "jump ahead", "learner")
+LONG_NOTES = 10_000
+SAME_MUSIC_CHORDS = 4
+
+
+def music_keys(score: Score) -> dict[str, tuple[object, ...]]:
+    """Per score note: its pitch and the pitch sets of its chord and the chords after it."""
+    notes = score.notes
+    onsets, group_of = np.unique(notes["onset_q"], return_inverse=True)
+    chords = [frozenset(int(p) for p in notes["pitch"][group_of == g]) for g in range(len(onsets))]
+    out: dict[str, tuple[object, ...]] = {}
+    for k, note in enumerate(notes):
+        g = int(group_of[k])
+        out[str(note["id"])] = (int(note["pitch"]), *chords[g : g + SAME_MUSIC_CHORDS])
+    return out
+
+
+def recovery(
+    session: Session, judgements: list[Judgement], keys: dict[str, tuple[object, ...]] | None
+) -> list[int | None]:
+    """Per jump of the session: notes judged wrongly before the session settles (None: never
+    within the pass). With ``keys`` (see music_keys), a note of the same music counts as right."""
+    first: dict[str, Judgement] = {}
+    for j in judgements:
+        if j.perf_id is not None and j.kind != "missed" and j.perf_id not in first:
+            first[j.perf_id] = j
+    meant = {pid: sid for label, sid, pid in session.case.truth if label == "match"}
+
+    def same(said: str | None, truth: str) -> bool:
+        if said == truth:
+            return True
+        return keys is not None and said is not None and keys.get(said) == keys.get(truth)
+
+    def right(pid: str) -> bool:
+        j = first.get(pid)
+        if j is None:
+            return False
+        if pid in meant:
+            return j.kind == "correct" and same(j.score_id, str(meant[pid]))
+        return j.kind != "correct"
+
+    out: list[int | None] = []
+    for jump in session.jumps:
+        ok = [right(p) for p in jump.perf_ids]
+        settled = None
+        for i in range(len(ok)):
+            if all(ok[i : i + SETTLE]):
+                settled = i
+                break
+        out.append(settled)
+    return out
+
+
+def distribution(values: list[int | None]) -> dict[str, Any]:
+    done = np.array([v for v in values if v is not None], dtype=float)
+    if not values:
+        return {"jumps": 0}
+    return {
+        "jumps": len(values),
+        "within_3": float(np.mean([v is not None and v <= 3 for v in values])),
+        "p50": float(np.percentile(done, 50)) if len(done) else None,
+        "p90": float(np.percentile(done, 90)) if len(done) else None,
+        "max": float(done.max()) if len(done) else None,
+        "never": sum(v is None for v in values),
+        "histogram": {str(k): int(np.sum(done == k)) for k in range(6)}
+        | {">5": int(np.sum(done > 5))},
+    }
+
+
+def run(
+    seed: int, scenarios: list[Scenario], long: bool = True, progress: bool = True
+) -> dict[str, Any]:
+    scores: dict[str, Score] = {k: dedupe(v) for k, v in vienna_scores().items()}
+    long_score = dedupe(concatenate(list(scores.values()), LONG_NOTES)) if long else None
+    results: list[dict[str, Any]] = []
+    for scenario in scenarios:
+        online, offline = Counts(), Counts()
+        strict: dict[str, list[int | None]] = {}
+        loose: dict[str, list[int | None]] = {}
+        targets = list(scores.items())
+        if long_score is not None and scenario.name in LONG_SCENARIOS:
+            targets.append(("long", long_score))
+        notes, errors, finish_s = 0, [], 0.0
+        for name, score in targets:
+            if progress:
+                print(f"\r  {scenario.name:<28} {name:<20}", end="", file=sys.stderr, flush=True)
+            session = simulate(score, scenario, seed, name)
+            outcome = run_engine(session.case, score, session.options, due=session.due)
+            case = session.case
+            online.add(compare(outcome.online.triples, case.truth, case.substitutions))
+            offline.add(compare(outcome.offline or set(), case.truth, case.substitutions))
+            notes += len(case.perf)
+            finish_s += outcome.finish_s or 0.0
+            errors += [f"{case.name}: {e}" for e in outcome.errors]
+            for jump, s, lo in zip(
+                session.jumps,
+                recovery(session, outcome.judgements, None),
+                recovery(session, outcome.judgements, music_keys(score)),
+                strict=True,
+            ):
+                strict.setdefault(jump.kind, []).append(s)
+                loose.setdefault(jump.kind, []).append(lo)
+        all_strict = [v for vs in strict.values() for v in vs]
+        all_loose = [v for vs in loose.values() for v in vs]
+        results.append(
+            {
+                "scenario": scenario.name,
+                "pieces": [name for name, _ in targets],
+                "notes": notes,
+                "online": online.summary(),
+                "offline": offline.summary(),
+                "recovery_strict": distribution(all_strict)
+                | {"by_kind": {k: distribution(v) for k, v in strict.items()}},
+                "recovery_same_music": distribution(all_loose)
+                | {"by_kind": {k: distribution(v) for k, v in loose.items()}},
+                "finish_s_total": finish_s,
+                "errors": errors[:10],
+                "error_count": len(errors),
+            }
+        )
+    if progress:
+        print(file=sys.stderr)
+    return {"seed": seed, "settle_notes": SETTLE, "scenarios": results}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| scenario | notes | live match F | final match F | live extra F | live missed F "
+        "| live wrong-note recall | jumps | within 3 notes: exact, same music "
+        "| p90 (same music) | never back |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["scenarios"]:
+        on, off = r["online"], r["offline"]
+        exact, same = r["recovery_strict"], r["recovery_same_music"]
+        wr = on["wrong_note_recall"]
+        within = "-" if not exact["jumps"] else f"{exact['within_3']:.0%}, {same['within_3']:.0%}"
+        lines.append(
+            f"| {r['scenario']} | {r['notes']} | {on['match_f']:.4f} | {off['match_f']:.4f} "
+            f"| {_f(on, 'insertion')} | {_f(on, 'deletion')} "
+            f"| {'-' if wr is None else f'{wr:.3f}'} | {exact['jumps']} | {within} "
+            f"| {_num(same.get('p90'))} | {same.get('never', '-')} |"
+        )
+        if r["error_count"]:
+            lines.append(f"|   | {r['error_count']} problem(s), first: {r['errors'][0]} |")
+    return "\n".join(lines)
+
+
+def _f(summary: dict[str, Any], label: str) -> str:
+    """F, or when the truth has none of ``label``, how many the session claimed anyway."""
+    counts = summary["counts"]
+    if counts["truth"][label] == 0:
+        return f"none true, {counts['pred'][label]} said"
+    return f"{summary[label + '_f']:.3f}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.learners", description=__doc__)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scenarios", default="", help="comma-separated scenario names")
+    parser.add_argument("--no-long", action="store_true", help="skip the 10,000-note piece")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    wanted = [s for s in args.scenarios.split(",") if s]
+    chosen = [s for s in SCENARIOS if not wanted or s.name in wanted]
+    if not chosen:
+        parser.error(f"unknown scenarios {wanted}; known: {[s.name for s in SCENARIOS]}")
+    started = time.perf_counter()
+    result = run(args.seed, chosen, long=not args.no_long)
+    result["wall_s"] = time.perf_counter() - started
+    print(table(result))
+    print(f"{result['wall_s']:.0f} s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""Live score following: one judgement per note, as it arrives."""
+
+from sonata_engine.live.session import LiveSession
+
+__all__ = ["LiveSession"]

@@ -1,0 +1,321 @@
+"""LiveSession on small constructed scores: what a learner at the keyboard would see."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sonata_engine import LiveSession
+from sonata_engine.errors import InvalidEventError, SessionStateError
+from sonata_engine.types import SCORE_NOTE_DTYPE, Judgement, Measure, Score, SessionOptions
+
+SPQ = 0.5  # 120 bpm, the printed tempo of every score here
+
+
+def make_score(
+    rows: list[tuple[float, int] | tuple[float, int, int] | tuple[float, int, int, bool]],
+) -> Score:
+    """Score from (onset in quarters, pitch[, hand[, grace]]) in 4/4 at 120 bpm."""
+    notes = np.zeros(len(rows), dtype=SCORE_NOTE_DTYPE)
+    for i, row in enumerate(rows):
+        q, pitch = row[0], row[1]
+        hand = row[2] if len(row) > 2 else 0
+        grace = row[3] if len(row) > 3 else False
+        notes[i] = (
+            f"n{i}",
+            pitch,
+            q,
+            0.0 if grace else 1.0,
+            q * SPQ,
+            0.0 if grace else SPQ,
+            int(q // 4) + 1,
+            int(q // 4),
+            1 + q % 4,
+            hand,
+            hand + 1,
+            1,
+            grace,
+            64,
+        )
+    notes = notes[np.lexsort((notes["pitch"], notes["onset_q"]))]
+    bars = int(notes["onset_q"].max() // 4) + 1
+    measures = [Measure(b, b + 1, 4.0 * b, 4.0 * b + 4, 4, 4) for b in range(bars)]
+    return Score(notes=notes, measures=measures)
+
+
+# A melody that never repeats a four-note pattern: jumps can be told apart.
+MELODY = [
+    60,
+    62,
+    64,
+    65,
+    67,
+    69,
+    71,
+    72,
+    74,
+    72,
+    69,
+    65,
+    64,
+    60,
+    62,
+    67,
+    71,
+    74,
+    77,
+    76,
+    72,
+    67,
+    64,
+    62,
+    65,
+    69,
+    72,
+    76,
+    79,
+    77,
+    74,
+    71,
+]
+
+
+def melody_score() -> Score:
+    return make_score([(float(i), p) for i, p in enumerate(MELODY)])
+
+
+def play(session: LiveSession, notes: list[tuple[float, int]]) -> list[list[Judgement]]:
+    return [session.note_on(t, p, 80) for t, p in notes]
+
+
+def ids_of(score: Score) -> dict[tuple[float, int], str]:
+    return {(float(r["onset_q"]), int(r["pitch"])): str(r["id"]) for r in score.notes}
+
+
+def test_clean_playing_is_all_correct_with_position_and_tempo() -> None:
+    score = melody_score()
+    s = LiveSession(score)
+    out = play(s, [(i * SPQ, p) for i, p in enumerate(MELODY)])
+    firsts = [o[0] for o in out]
+    assert [j.kind for j in firsts] == ["correct"] * len(MELODY)
+    assert [j.score_id for j in firsts] == [
+        ids_of(score)[(float(i), p)] for i, p in enumerate(MELODY)
+    ]
+    assert s.position is not None
+    assert s.position.measure == 8
+    assert s.position.beat == 4
+    assert s.tempo_bpm == pytest.approx(120, rel=0.02)
+    assert "matched C5 at bar 2 beat 4" in firsts[7].reason
+
+
+def test_wrong_pitch_names_the_meant_note_and_keeps_place() -> None:
+    s = LiveSession(melody_score())
+    notes = [(i * SPQ, p) for i, p in enumerate(MELODY[:8])]
+    notes[4] = (4 * SPQ, 68)  # G#4 where G4 (67) is written
+    out = play(s, notes)
+    wrong = out[4][0]
+    assert wrong.kind == "wrong_pitch"
+    assert wrong.expected_pitch == 67
+    assert wrong.pitch == 68
+    assert "G4" in wrong.reason
+    assert "G#4" in wrong.reason
+    assert all(o[0].kind == "correct" for k, o in enumerate(out) if k != 4)
+
+
+def test_extra_note_is_extra_and_the_next_note_still_matches() -> None:
+    s = LiveSession(melody_score())
+    play(s, [(0.0, 60), (0.5, 62)])
+    extra = s.note_on(0.6, 90, 80)
+    assert extra[0].kind == "extra"
+    assert extra[0].score_id is None
+    assert s.note_on(1.0, 64, 80)[0].kind == "correct"
+
+
+def test_missed_note_reported_once_and_only_when_certain() -> None:
+    score = melody_score()
+    s = LiveSession(score)
+    skipped = ids_of(score)[(2.0, 64)]
+    seen: list[Judgement] = []
+    seen += s.note_on(0.0, 60, 80) + s.note_on(0.5, 62, 80)
+    seen += s.note_on(1.5, 65, 80)  # E4 at 1.0 s never played
+    assert not [j for j in seen if j.kind == "missed"], "one note later is not certain yet"
+    for i in range(4, 10):
+        seen += s.note_on(i * SPQ, MELODY[i], 80)
+    missed = [j for j in seen if j.kind == "missed"]
+    assert [j.score_id for j in missed] == [skipped]
+    assert missed[0].expected_pitch == 64
+    assert "missed E4" in missed[0].reason
+    seen += s.advance(30.0)
+    assert [j.score_id for j in seen if j.kind == "missed"] == [skipped]
+
+
+def test_advance_without_playing_does_not_invent_missed_notes() -> None:
+    s = LiveSession(melody_score())
+    s.note_on(0.0, 60, 80)
+    assert s.advance(60.0) == []
+
+
+def test_chord_notes_count_in_any_order() -> None:
+    score = make_score([(0, 60), (0, 64), (0, 67), (1, 65), (1, 69), (1, 72), (2, 60)])
+    s = LiveSession(score)
+    out = play(s, [(0.0, 67), (0.01, 60), (0.02, 64), (0.5, 72), (0.51, 65), (0.53, 69), (1.0, 60)])
+    ids = ids_of(score)
+    assert [o[0].kind for o in out] == ["correct"] * 7
+    assert out[0][0].score_id == ids[(0.0, 67)]
+    assert out[6][0].score_id == ids[(2.0, 60)]
+
+
+def test_grace_note_matches_itself_and_does_not_break_the_beat() -> None:
+    score = make_score([(0, 60), (1, 62), (2, 65, 0, True), (2, 64), (3, 67)])
+    s = LiveSession(score)
+    out = play(s, [(0.0, 60), (0.5, 62), (0.93, 65), (1.0, 64), (1.5, 67)])
+    ids = ids_of(score)
+    assert [o[0].kind for o in out] == ["correct"] * 5
+    assert out[2][0].score_id == ids[(2.0, 65)]
+    assert out[3][0].score_id == ids[(2.0, 64)]
+    assert out[2][0].timing == "not_judged"
+
+
+def notes_until_back_on_place(after: list[Judgement], expected: list[str]) -> int:
+    """How many notes after a jump were judged somewhere else than where they were played."""
+    right = [j.kind == "correct" and j.score_id == e for j, e in zip(after, expected, strict=True)]
+    return next(k for k in range(len(right)) if all(right[k:]))
+
+
+def test_restart_of_a_bar_is_followed_within_three_notes() -> None:
+    score = melody_score()
+    ids = ids_of(score)
+    s = LiveSession(score)
+    t = 0.0
+    for i in range(13):  # bars 1-3 and into bar 4
+        s.note_on(t, MELODY[i], 80)
+        t += SPQ
+    t += 1.0
+    after = [s.note_on(t + k * SPQ, MELODY[8 + k], 80)[0] for k in range(8)]  # bar 3 again
+    expected = [ids[(float(8 + k), MELODY[8 + k])] for k in range(8)]
+    assert notes_until_back_on_place(after, expected) <= 3, [j.reason for j in after]
+    assert "after a jump" in after[notes_until_back_on_place(after, expected)].reason
+
+
+@pytest.mark.parametrize(("stop", "resume"), [(22, 5), (6, 20)], ids=["back", "ahead"])
+def test_jump_back_or_ahead_is_followed_within_three_notes(stop: int, resume: int) -> None:
+    score = melody_score()
+    ids = ids_of(score)
+    s = LiveSession(score)
+    t = 0.0
+    for i in range(stop):
+        s.note_on(t, MELODY[i], 80)
+        t += SPQ
+    t += 2.0
+    after = [s.note_on(t + k * SPQ, MELODY[resume + k], 80)[0] for k in range(8)]
+    expected = [ids[(float(resume + k), MELODY[resume + k])] for k in range(8)]
+    assert notes_until_back_on_place(after, expected) <= 3, [j.reason for j in after]
+
+
+def test_half_speed_and_a_long_pause_keep_place() -> None:
+    score = melody_score()
+    s = LiveSession(score)
+    times = [i * SPQ * 2 for i in range(len(MELODY))]
+    times = [t + (20.0 if i >= 12 else 0.0) for i, t in enumerate(times)]  # a 20 s pause
+    out = play(s, list(zip(times, MELODY, strict=True)))
+    assert [o[0].kind for o in out] == ["correct"] * len(MELODY)
+    assert s.tempo_bpm == pytest.approx(60, rel=0.05)
+    assert out[20][0].timing == "on_time"
+
+
+def test_one_hand_only_expects_that_hand_and_calls_the_other_extra() -> None:
+    rows = [(float(i), p, 0) for i, p in enumerate(MELODY[:8])]
+    rows += [(float(i), 48 + (i % 4) * 2, 1) for i in range(8)]
+    score = make_score(rows)
+    s = LiveSession(score, SessionOptions(hands="right"))
+    out = play(s, [(i * SPQ, p) for i, p in enumerate(MELODY[:4])])
+    assert [o[0].kind for o in out] == ["correct"] * 4
+    left = s.note_on(4 * SPQ + 0.01, 48, 80)[0]
+    assert left.kind == "extra"
+    assert "left hand" in left.reason
+    rest = play(s, [(i * SPQ, p) for i, p in list(enumerate(MELODY[:8]))[4:]])
+    assert [o[0].kind for o in rest] == ["correct"] * 4
+    every = [j for o in out + rest for j in o] + s.advance(30.0)
+    assert not [j for j in every if j.kind == "missed"]
+
+
+def test_loop_over_bars_wraps_from_last_to_first_bar() -> None:
+    score = melody_score()
+    s = LiveSession(score, SessionOptions(first_bar=2, last_bar=3))
+    loop = MELODY[4:12]
+    t = 0.0
+    kinds: list[str] = []
+    ids: list[str | None] = []
+    for _ in range(3):
+        for p in loop:
+            j = s.note_on(t, p, 80)[0]
+            kinds.append(j.kind)
+            ids.append(j.score_id)
+            t += SPQ
+    assert kinds == ["correct"] * 24
+    assert ids[:8] == ids[8:16] == ids[16:]
+
+
+def test_wait_mode_judges_pitch_only() -> None:
+    s = LiveSession(melody_score(), SessionOptions(mode="wait"))
+    t = 0.0
+    out = []
+    for i, p in enumerate(MELODY[:10]):
+        t += 0.3 + (i % 3) * 2.5  # waits of any length
+        out.append(s.note_on(t, p, 80)[0])
+    assert [j.kind for j in out] == ["correct"] * 10
+    assert {j.timing for j in out} == {"not_judged"}
+    assert all(j.timing_ms is None for j in out)
+
+
+@pytest.mark.parametrize(("strictness", "label"), [(1.0, "late"), (0.0, "on_time")])
+def test_strictness_changes_the_timing_label(strictness: float, label: str) -> None:
+    s = LiveSession(melody_score(), SessionOptions(strictness=strictness))
+    for i in range(6):
+        s.note_on(i * SPQ, MELODY[i], 80)
+    j = s.note_on(6 * SPQ + 0.08, MELODY[6], 80)[0]
+    assert j.timing == label
+    assert j.timing_ms == pytest.approx(80, abs=5)
+    assert j.timing_beats == pytest.approx(0.16, abs=0.02)
+
+
+def test_practice_tempo_sets_the_expected_pace() -> None:
+    s = LiveSession(melody_score(), SessionOptions(tempo_percent=50))
+    assert s.tempo_bpm == pytest.approx(60)
+
+
+def test_invalid_events_raise_clear_errors_and_lose_nothing() -> None:
+    s = LiveSession(melody_score())
+    s.note_on(0.0, 60, 80)
+    with pytest.raises(InvalidEventError, match="finite"):
+        s.note_on(math.nan, 62, 80)
+    with pytest.raises(InvalidEventError, match="pitch"):
+        s.note_on(0.5, 128, 80)
+    with pytest.raises(InvalidEventError, match="velocity"):
+        s.note_on(0.5, 62, -1)
+    assert s.note_off(0.4, 99) == []  # nothing sounding: ignored
+    late = s.note_on(0.5, 62, 80)[0]
+    assert late.kind == "correct"
+    early = s.note_on(0.2, 64, 80)[0]  # a timestamp from the past is taken as "now"
+    assert early.time_s == 0.5
+    assert early.perf_id == "p2"
+    assert s.note_on(1.0, 64, 80)[0].kind == "correct"
+
+
+def test_velocity_zero_note_on_is_a_note_off() -> None:
+    s = LiveSession(melody_score())
+    s.note_on(0.0, 60, 80)
+    assert s.note_on(0.3, 60, 0) == []
+    assert s.performance().notes["offset_s"][0] == pytest.approx(0.3)
+
+
+def test_finish_reports_and_then_refuses_more_events() -> None:
+    s = LiveSession(melody_score())
+    play(s, [(i * SPQ, p) for i, p in enumerate(MELODY)])
+    report = s.finish()
+    assert len(report.alignment.matches) == len(MELODY)
+    with pytest.raises(SessionStateError):
+        s.note_on(100.0, 60, 80)
+    with pytest.raises(SessionStateError):
+        s.finish()

@@ -1,0 +1,1 @@
+"""Sonata ai-scoring: live scoring, reports and the coach."""

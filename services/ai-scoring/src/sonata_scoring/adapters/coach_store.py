@@ -1,0 +1,77 @@
+"""The coach's ledger and the tools it reads with, both fenced to one user."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from sonata_scoring.adapters.documents import LlmUsageDoc, PerformanceDoc
+from sonata_scoring.service_layer.coach import Usage, facts_of
+
+
+class MongoUsageLedger:
+    async def spent_since(self, user_id: str, since: datetime) -> float:
+        rows = LlmUsageDoc.get_pymongo_collection().aggregate(
+            [
+                {"$match": {"user_id": user_id, "at": {"$gte": since}}},
+                {"$group": {"_id": None, "usd": {"$sum": "$cost_usd"}}},
+            ]
+        )
+        async for row in await rows:
+            return float(row["usd"])
+        return 0.0
+
+    async def record(
+        self, user_id: str, purpose: str, usage: Usage | None, outcome: str, at: datetime
+    ) -> None:
+        kind: Literal["feedback", "chat"] = "chat" if purpose == "chat" else "feedback"
+        await LlmUsageDoc(
+            user_id=user_id,
+            purpose=kind,
+            at=at,
+            outcome=outcome,
+            model=usage.model if usage else None,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            latency_ms=usage.latency_ms if usage else None,
+            cost_usd=usage.cost_usd if usage else 0.0,
+        ).insert()
+
+
+class OwnRecords:
+    """The chat's tools. The user id is fixed here, server side: whatever the model asks,
+    every query is filtered by it, so no prompt reaches another learner's data."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        mine = PerformanceDoc.get_pymongo_collection()
+        if name == "list_my_performances":
+            limit = max(1, min(20, int(arguments.get("limit", 5))))
+            cursor = mine.find(
+                {"user_id": self.user_id},
+                {"performance_id": 1, "piece_id": 1, "overall": 1, "finished_at": 1, "_id": 0},
+            ).sort("finished_at", -1)
+            rows = [
+                {**r, "finished_at": r["finished_at"].isoformat()}
+                for r in await cursor.to_list(limit)
+            ]
+            return {"performances": rows}
+        if name == "get_performance":
+            doc = await mine.find_one(
+                {"user_id": self.user_id, "performance_id": str(arguments.get("performance_id"))}
+            )
+            if doc is None:
+                return {"error": "no such performance of yours"}
+            return {"performance_id": doc["performance_id"], "piece_id": doc["piece_id"],
+                    "report": facts_of(doc["report"])}  # fmt: skip
+        if name == "get_progress":
+            cursor = mine.find(
+                {"user_id": self.user_id}, {"piece_id": 1, "overall": 1, "finished_at": 1}
+            ).sort("finished_at", 1)
+            progress: dict[str, list[float]] = {}
+            for r in await cursor.to_list(500):
+                progress.setdefault(r["piece_id"], []).append(round(float(r["overall"]), 1))
+            return {"overall_by_piece": progress}
+        return {"error": f"no tool {name}"}

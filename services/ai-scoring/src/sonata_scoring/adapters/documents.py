@@ -1,0 +1,115 @@
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+
+
+class EntitlementDoc(Document):
+    """The entitlements projection: one row per user, the newest payment told us."""
+
+    user_id: str
+    plan: str
+    scored_sessions_per_day: int | None
+    coach: bool
+    full_reports: bool
+    teacher_seats: int
+    valid_until: datetime | None
+    version: int
+    as_of: datetime
+
+    class Settings:
+        name = "entitlements"
+        indexes: ClassVar[list[IndexModel]] = [IndexModel([("user_id", ASCENDING)], unique=True)]
+
+
+class PieceCopy(Document):
+    """ai-scoring's own copy of a published piece, so sessions never call db."""
+
+    piece_id: str
+    version: int
+    title: str
+    composer: str
+    level: int
+    owner_id: str | None
+    visibility: Literal["public", "private"]
+    score: dict[str, Any]
+    withdrawn: bool = False
+
+    class Settings:
+        name = "pieces"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("piece_id", ASCENDING)], unique=True),
+            IndexModel([("owner_id", ASCENDING)]),
+        ]
+
+
+class LiveSessionDoc(Document):
+    """A live session's checkpoint: everything applied up to the last acknowledged seq, so any
+    process can rebuild the engine's state by replaying `log`."""
+
+    session_id: str
+    user_id: str
+    piece_id: str
+    piece_version: int
+    options: dict[str, Any]
+    status: Literal["live", "finished"]
+    day: str  # UTC calendar day it started, for the free plan's daily count
+    started_at: datetime
+    last_seen_at: datetime
+    last_seq: int
+    log: list[list[Any]]
+    owner: str  # the connection driving it; a resume takes it over, the old one can't write
+    performance_id: str | None = None
+
+    class Settings:
+        name = "live_sessions"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("session_id", ASCENDING)], unique=True),
+            IndexModel([("user_id", ASCENDING), ("day", ASCENDING)]),
+            IndexModel([("status", ASCENDING), ("last_seen_at", ASCENDING)]),
+        ]
+
+
+class PerformanceDoc(Document):
+    """A finished performance and the engine's final report."""
+
+    performance_id: str
+    session_id: str
+    user_id: str
+    piece_id: str
+    piece_version: int
+    started_at: datetime
+    finished_at: datetime
+    finished_by: Literal["learner", "abandoned"]
+    overall: float
+    subscores: dict[str, float | None]
+    report: dict[str, Any]
+
+    class Settings:
+        name = "performances"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("performance_id", ASCENDING)], unique=True),
+            IndexModel([("session_id", ASCENDING)], unique=True),
+            IndexModel([("user_id", ASCENDING), ("finished_at", ASCENDING)]),
+        ]
+
+
+class LlmUsageDoc(Document):
+    """One call (or refusal) of the coach's language model: tokens, latency and cost."""
+
+    user_id: str
+    purpose: Literal["feedback", "chat"]
+    at: datetime
+    outcome: str  # ok, timeout, rate_limited, malformed_output, over_budget, ...
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float | None
+    cost_usd: float
+
+    class Settings:
+        name = "llm_usage"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("user_id", ASCENDING), ("at", ASCENDING)])
+        ]

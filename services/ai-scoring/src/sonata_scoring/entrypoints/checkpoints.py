@@ -1,0 +1,74 @@
+"""The group commit of live-session checkpoints: acks follow it, judgements never wait on it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sonata_scoring.service_layer.sessions import checkpoint_many
+
+if TYPE_CHECKING:
+    from sonata_scoring.entrypoints.connection import Connection
+
+log = logging.getLogger("sonata_scoring.ws")
+
+
+class GroupCommit:
+    """Checkpoints of every connection of this process, one database write per interval: the
+    database sees one bulk write instead of one per session, and judgements never wait on it."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.pending: set[Connection] = set()
+        self.task = asyncio.create_task(self._run(), name="checkpoint group commit")
+
+    async def _run(self) -> None:
+        # ends when nothing is pending, so an idle process runs no timer; the next ack restarts it
+        while self.pending:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self._commit()
+            except Exception:
+                # the pending connections stay pending: their acks wait for the next round
+                log.exception("checkpoint group commit failed; retrying")
+
+    async def _commit(self) -> None:
+        # a connection flushing on its own (finish, close) keeps its lock: it waits a round
+        self.pending.difference_update([c for c in self.pending if c.done.is_set()])
+        batch = [c for c in self.pending if not c.flush_lock.locked()]
+        if not batch:
+            return
+        for c in batch:
+            await c.flush_lock.acquire()  # free, so taken without yielding
+        try:
+            work = [
+                (c, c.handle, c.processed)
+                for c in batch
+                if c.handle is not None and c.processed != c.handle.last_seq
+            ]
+            written = await checkpoint_many([(h, seq) for _, h, seq in work], datetime.now(UTC))
+            for (c, _, seq), ok in zip(work, written, strict=True):
+                if ok:
+                    c.send("ack", seq=seq)
+                else:
+                    c.end(4000, "the session was finished or taken over by another connection")
+            self.pending.difference_update(batch)
+        finally:
+            for c in batch:
+                c.flush_lock.release()
+
+
+_GROUP: GroupCommit | None = None
+
+
+def group_commit(interval_s: float) -> GroupCommit:
+    global _GROUP  # one per process and event loop, made on first use
+    if (
+        _GROUP is None
+        or _GROUP.task.done()
+        or _GROUP.task.get_loop() is not asyncio.get_running_loop()
+    ):
+        _GROUP = GroupCommit(interval_s)
+    return _GROUP

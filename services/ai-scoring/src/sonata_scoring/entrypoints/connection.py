@@ -1,0 +1,403 @@
+"""One accepted WebSocket: limits, the conversation, and a bounded queue to a writer task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from prometheus_client import Counter, Gauge
+from sonata_engine import EngineError
+from sonata_kit import Principal, Runtime, ServiceError
+
+from sonata_scoring.domain.clock import Calibration
+from sonata_scoring.domain.live import judgement_dict
+from sonata_scoring.domain.protocol import (
+    Auth,
+    ClockReply,
+    Control,
+    Malformed,
+    Message,
+    Notes,
+    Resume,
+    Start,
+    Violation,
+    parse_binary,
+    parse_text,
+)
+from sonata_scoring.domain.ratelimit import TokenBucket
+from sonata_scoring.entrypoints.checkpoints import group_commit
+from sonata_scoring.entrypoints.http import free_limits
+from sonata_scoring.service_layer.sessions import (
+    LiveHandle,
+    Refused,
+    SessionGone,
+    checkpoint,
+    finish_session,
+    resume_session,
+    start_session,
+)
+from sonata_scoring.settings import ScoringSettings
+
+log = logging.getLogger("sonata_scoring.ws")
+CLOSED = Counter("sonata_ws_closed_total", "WebSocket connections closed, by code", ["code"])
+LIVE = Gauge("sonata_ws_live_sessions", "live sessions with a connection on this process")
+CALIBRATION_PROBES = 5
+SEQUENCED = (Notes, Control)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ACTIVE: dict[str, Connection] = {}  # session id -> the connection driving it here
+
+
+class Connection:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        settings: ScoringSettings,
+        runtime: Runtime,
+        principal: Principal | None,
+    ) -> None:
+        self.ws = websocket
+        self.settings = settings
+        self.runtime = runtime
+        self.principal = principal
+        self.out: asyncio.Queue[str] = asyncio.Queue()
+        self.queued_bytes = 0  # what self.out holds: the bound that keeps memory flat
+        self.done = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.handle: LiveHandle | None = None
+        self.processed = -1  # last seq applied on this connection
+        self.flush_lock = asyncio.Lock()
+        self.probe_task: asyncio.Task[None] | None = None
+        self.calibration: Calibration | None = None
+        self.bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst, time.monotonic())
+        self.last_position: tuple[Any, ...] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self._read()),
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._tick()),
+        ]
+        await self.done.wait()
+        for task in (*tasks, self.probe_task):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.handle is not None:
+            if _ACTIVE.get(self.handle.session_id) is self:
+                del _ACTIVE[self.handle.session_id]
+                LIVE.dec()
+            with suppress(SessionGone, Exception):
+                await self._flush()
+        CLOSED.labels(str(self.close_code or 1006)).inc()
+        self.closed.set()
+        if self.close_code is not None:
+            await self._close()
+
+    def end(self, code: int | None, reason: str = "") -> None:
+        if not self.done.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.done.set()
+
+    async def _close(self) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(self.close_code or 1000, self.close_reason), 1.0)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # already gone
+        except TimeoutError:
+            # A peer that reads nothing never drains the socket, so even the close frame
+            # cannot leave: drop the TCP connection instead of holding its buffers.
+            transport = getattr(getattr(self.ws._receive, "__self__", None), "transport", None)
+            if transport is not None:
+                transport.abort()
+
+    def send(self, kind: str, **fields: Any) -> None:
+        self.emit({"type": kind, **fields})
+
+    def emit(self, message: dict[str, Any]) -> None:
+        if self.done.is_set():
+            return
+        text = _ENCODE(message)
+        self.queued_bytes += len(text)
+        if self.queued_bytes > self.settings.ws_send_buffer_bytes:
+            self.end(1008, "client is not reading: send buffer full")
+            return
+        self.out.put_nowait(text)
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                text = await self.out.get()
+                await self.ws.send_text(text)
+                self.queued_bytes -= len(text)
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            self.end(None)
+
+    # -- reading --------------------------------------------------------------------------------
+    async def _read(self) -> None:
+        try:
+            while not self.done.is_set():
+                authed = self.principal is not None
+                wait = (
+                    self.settings.ws_idle_timeout_s if authed else self.settings.ws_auth_timeout_s
+                )
+                try:
+                    # a timeout scope, not wait_for: wait_for wraps every receive in a new task
+                    async with asyncio.timeout(wait):
+                        raw = await self.ws.receive()
+                except TimeoutError:
+                    if authed:
+                        self.end(1001, f"idle for {wait:g} s")
+                    else:
+                        self.end(1008, f"no auth message within {wait:g} s")
+                    return
+                if raw["type"] == "websocket.disconnect":
+                    self.end(None)
+                    return
+                await self._receive(raw)
+        except Violation as exc:
+            self.end(exc.close_code, str(exc))
+        except Exception:
+            log.exception("live connection failed")
+            self.end(1011, "internal error")
+
+    async def _receive(self, raw: Mapping[str, Any]) -> None:
+        text, data = raw.get("text"), raw.get("bytes")
+        size = len(text.encode()) if text is not None else len(data or b"")
+        if size > self.settings.ws_max_message_bytes:
+            raise Violation(
+                f"message of {size} bytes over {self.settings.ws_max_message_bytes}", 1009
+            )
+        if not self.bucket.take(time.monotonic()):
+            raise Violation(f"more than {self.settings.ws_rate_per_s:g} messages a second")
+        try:
+            if text is not None:
+                message: Message = parse_text(text, self.settings.ws_max_events_per_message)
+            else:
+                message = parse_binary(data or b"")
+            if self.principal is None and not isinstance(message, Auth):
+                raise Violation("authenticate first: subprotocol bearer.<token> or an auth message")
+            await self._dispatch(message)
+        except Malformed as exc:
+            if self.principal is None:
+                raise Violation(f"authenticate first ({exc})") from None
+            self.error(exc.code, str(exc), exc.seq)
+
+    def error(self, code: str, detail: str, seq: int | None = None, **extra: Any) -> None:
+        self.send("error", seq=seq, code=code, detail=detail, **extra)
+
+    # -- the conversation -----------------------------------------------------------------------
+    async def _dispatch(self, m: Message) -> None:
+        if isinstance(m, Auth):
+            await self._auth(m)
+        elif isinstance(m, Control) and m.kind == "ping":
+            self.send("pong", seq=m.seq, server_time=time.time())
+        elif isinstance(m, ClockReply):
+            self._clock(m)
+        elif isinstance(m, Start | Resume):
+            if self.handle is not None:
+                raise Malformed("a session is already open on this connection", m.seq, "in_session")
+            await (self._start(m) if isinstance(m, Start) else self._resume(m))
+        elif self.handle is None:
+            self.error("no_session", "start or resume a session first", m.seq)
+        elif m.seq <= self.processed:
+            self.send("ack", seq=self.handle.last_seq, duplicate=m.seq)
+        elif m.seq != self.processed + 1:
+            self.error(
+                "out_of_order",
+                f"expected seq {self.processed + 1}",
+                m.seq,
+                expected=self.processed + 1,
+            )
+        else:
+            self.processed = m.seq
+            await self._sequenced(m, self.handle)
+            self._schedule_flush()
+
+    async def _auth(self, m: Auth) -> None:
+        if self.principal is not None:
+            raise Violation("already authenticated")
+        try:
+            self.principal = await self.runtime.verifier.verify(m.token)
+        except ServiceError as exc:
+            raise Violation(f"{exc.code}: {exc.detail}") from None
+        self.send("authenticated", user_id=self.principal.user_id)
+
+    async def _start(self, m: Start) -> None:
+        assert self.principal is not None
+        try:
+            handle = await start_session(
+                self.runtime.transaction,
+                self.principal.user_id,
+                m,
+                free_limits(self.settings),
+                datetime.now(UTC),
+            )
+        except Refused as exc:
+            self.send("refused", seq=m.seq, code=exc.code, detail=exc.detail, unlock=exc.unlock)
+            return
+        self._adopt(handle)
+        self.send(
+            "started",
+            seq=m.seq,
+            session_id=handle.session_id,
+            piece_id=handle.piece_id,
+            piece_version=handle.piece_version,
+        )
+        self.send("ack", seq=m.seq)
+
+    async def _resume(self, m: Resume) -> None:
+        assert self.principal is not None
+        older = _ACTIVE.get(m.session_id)
+        if older is not None and older.handle and older.handle.user_id == self.principal.user_id:
+            # let the old connection write its last checkpoint before this one reads it
+            older.end(4000, "the session was resumed on another connection")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(older.closed.wait(), 2.0)
+        try:
+            handle, replay = await resume_session(
+                m.session_id, self.principal.user_id, m.last_acked_seq
+            )
+        except Refused as exc:
+            self.send(
+                "refused", seq=m.seq, code=exc.code, detail=exc.detail, performance_id=exc.unlock
+            )
+            return
+        self._adopt(handle)
+        out = handle.run.outcome([])
+        self.send(
+            "resumed",
+            seq=m.seq,
+            session_id=handle.session_id,
+            last_acked_seq=handle.last_seq,
+            position=out.position,
+            tempo_bpm=out.tempo_bpm,
+        )
+        # answers the client never got for messages the checkpoint holds, once each
+        for seq in sorted(replay):
+            self.send(
+                "judged",
+                seq=seq,
+                replayed=True,
+                judgements=[judgement_dict(j) for j in replay[seq]],
+            )
+
+    def _adopt(self, handle: LiveHandle) -> None:
+        self.handle = handle
+        self.processed = handle.last_seq
+        _ACTIVE[handle.session_id] = self
+        LIVE.inc()
+
+    async def _sequenced(self, m: Notes | Control, handle: LiveHandle) -> None:
+        run = handle.run
+        if isinstance(m, Notes):
+            if run.paused_at is not None:
+                self.error("paused", "send continue before playing on", m.seq)
+                return
+            try:
+                events = m.events or run.raw_midi(m.raw_midi)
+                outcome = run.notes(m.seq, events)
+            except EngineError as exc:
+                self.error("invalid_event", str(exc), m.seq)
+                return
+            self.send(
+                "judged",
+                seq=m.seq,
+                judgements=[judgement_dict(j) for j in outcome.judgements],
+                position=outcome.position,
+                tempo_bpm=outcome.tempo_bpm,
+            )
+        elif m.kind == "pause":
+            run.pause(m.seq, m.t)
+            self.send("paused", seq=m.seq)
+        elif m.kind == "continue":
+            run.resume_play(m.seq, m.t)
+            self.send("continued", seq=m.seq)
+        elif m.kind == "calibrate":
+            self.calibration = Calibration(CALIBRATION_PROBES)
+            self.probe_task = asyncio.create_task(self._probe(self.calibration))
+        elif m.kind == "finish":
+            await self._finish(m.seq, handle)
+
+    async def _finish(self, seq: int, handle: LiveHandle) -> None:
+        await self._flush()
+        try:
+            done = await finish_session(self.runtime.transaction, handle, datetime.now(UTC))
+        except EngineError as exc:
+            self.error("nothing_to_score", str(exc), seq)
+            return
+        except SessionGone as exc:
+            self.error("session_finished", str(exc), seq)
+            return
+        report = done["report"]
+        self.send(
+            "finished",
+            seq=seq,
+            performance_id=done["performance_id"],
+            overall=report["overall"],
+            subscores=report["subscores"],
+            findings=[f["text"] for f in report["findings"]],
+        )
+        self.end(1000, "finished")
+
+    # -- clock, position, checkpoints ----------------------------------------------------------
+    async def _probe(self, calibration: Calibration) -> None:
+        for probe in range(calibration.probes):
+            calibration.probe(probe, time.time())
+            self.send("clock", probe=probe, server_time=time.time())
+            await asyncio.sleep(0.05)
+
+    def _clock(self, m: ClockReply) -> None:
+        cal = self.calibration
+        if cal is None or not cal.reply(m.probe, m.client_time, time.time()):
+            self.error("unexpected_clock", "no clock probe with that id is waiting", m.seq)
+            return
+        if cal.done and self.handle is not None:
+            est = cal.estimate()
+            self.handle.run.set_offset(self.processed, est.offset_s)
+            self.calibration = None
+            self.send(
+                "calibrated",
+                offset_ms=est.offset_s * 1000,
+                jitter_ms=est.jitter_s * 1000,
+                rtt_ms=est.rtt_s * 1000,
+                samples=est.samples,
+            )
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ws_position_interval_s)
+            if self.handle is None:
+                continue
+            run = self.handle.run
+            missed = run.advance_to_server_time(self.processed, time.time())
+            if missed:
+                self.send(
+                    "missed", seq=self.processed, judgements=[judgement_dict(j) for j in missed]
+                )
+            out = run.outcome([])
+            position = (out.position, round(out.tempo_bpm, 1))
+            if out.position is not None and position != self.last_position:
+                self.last_position = position
+                self.send("position", seq=self.processed, **out.position, tempo_bpm=out.tempo_bpm)
+
+    def _schedule_flush(self) -> None:
+        group_commit(self.settings.ws_checkpoint_interval_s).pending.add(self)
+
+    async def _flush(self) -> None:
+        async with self.flush_lock:
+            handle = self.handle
+            if handle is None or self.processed == handle.last_seq:
+                return
+            seq = self.processed
+            await checkpoint(handle, seq, datetime.now(UTC))
+            self.send("ack", seq=seq)

@@ -1,0 +1,22 @@
+"""What ai-scoring consumes and publishes; the names the contract test checks."""
+
+from sonata_contracts.auth import UserDeleted
+from sonata_contracts.db import PiecePublished, PieceWithdrawn
+from sonata_contracts.payment import EntitlementsChanged
+from sonata_messaging import on
+
+from sonata_scoring.service_layer.handlers import (
+    apply_entitlements,
+    forget_user,
+    keep_piece,
+    withdraw_piece,
+)
+
+HANDLERS = [
+    on(UserDeleted, forget_user),
+    on(EntitlementsChanged, apply_entitlements),
+    on(PiecePublished, keep_piece),
+    on(PieceWithdrawn, withdraw_piece),
+]
+CONSUMES = frozenset(spec.name for spec in HANDLERS)
+PUBLISHES = frozenset({"ai_scoring.session_started.v1", "ai_scoring.performance_scored.v1"})

@@ -1,0 +1,141 @@
+"""The coach's use cases: feedback on one performance, and a chat about the learner's own
+practice. A language model words it when one is configured and the user's budget allows; the
+deterministic coach answers otherwise, and whenever the model fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sonata_scoring.domain.coach import Feedback, deterministic_feedback
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    model: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cost_usd: float
+
+
+class ModelFailed(Exception):  # noqa: N818 - an outcome the caller falls back from
+    def __init__(self, reason: str, usage: Usage | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.usage = usage
+
+
+class UsageLedger(Protocol):
+    async def spent_since(self, user_id: str, since: datetime) -> float: ...
+
+    async def record(
+        self, user_id: str, purpose: str, usage: Usage | None, outcome: str, at: datetime
+    ) -> None: ...
+
+
+class Tools(Protocol):
+    """What the chat model may read: only the asking user's own records."""
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class LanguageModel(Protocol):
+    async def feedback(self, facts: dict[str, Any]) -> tuple[Feedback, Usage]: ...
+
+    async def chat(self, question: str, tools: Tools) -> tuple[str, list[str], Usage]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CoachAnswer:
+    source: str  # "model" or "deterministic"
+    fallback_reason: str | None
+
+
+def facts_of(report: dict[str, Any]) -> dict[str, Any]:
+    """What the model is shown: the measured facts, never the raw note table."""
+    return {
+        "overall": report.get("overall"),
+        "subscores": report.get("subscores"),
+        "summary": report.get("summary"),
+        "findings": report.get("findings", []),
+        "options": report.get("options"),
+        "bars": [
+            {k: b.get(k) for k in ("number", "accuracy", "timing_ms", "tempo_bpm")}
+            for b in report.get("bars", [])
+        ],
+    }
+
+
+async def coach_feedback(
+    user_id: str,
+    report: dict[str, Any],
+    model: LanguageModel | None,
+    ledger: UsageLedger,
+    budget_usd: float,
+    now: datetime,
+    day_start: datetime,
+) -> tuple[Feedback, CoachAnswer]:
+    fallback = deterministic_feedback(report)
+    if model is None:
+        return fallback, CoachAnswer("deterministic", None)
+    if await ledger.spent_since(user_id, day_start) >= budget_usd:
+        await ledger.record(user_id, "feedback", None, "over_budget", now)
+        return fallback, CoachAnswer("deterministic", "over_budget")
+    try:
+        worded, usage = await model.feedback(facts_of(report))
+    except ModelFailed as exc:
+        await ledger.record(user_id, "feedback", exc.usage, exc.reason, now)
+        return fallback, CoachAnswer("deterministic", exc.reason)
+    await ledger.record(user_id, "feedback", usage, "ok", now)
+    # the drill is a measured fact the client applies as is: the model words, it does not pick
+    return worded.model_copy(update={"drill": fallback.drill}), CoachAnswer("model", None)
+
+
+async def coach_chat(
+    user_id: str,
+    question: str,
+    model: LanguageModel | None,
+    tools: Tools,
+    ledger: UsageLedger,
+    budget_usd: float,
+    now: datetime,
+    day_start: datetime,
+) -> tuple[str, list[str], CoachAnswer]:
+    """(answer, tools called, how it was answered)."""
+    reason: str | None = None
+    if model is not None and await ledger.spent_since(user_id, day_start) < budget_usd:
+        try:
+            answer, called, usage = await model.chat(question, tools)
+        except ModelFailed as exc:
+            await ledger.record(user_id, "chat", exc.usage, exc.reason, now)
+            reason = exc.reason
+        else:
+            await ledger.record(user_id, "chat", usage, "ok", now)
+            return answer, called, CoachAnswer("model", None)
+    elif model is not None:
+        reason = "over_budget"
+        await ledger.record(user_id, "chat", None, reason, now)
+    latest = await tools.call("list_my_performances", {"limit": 1})
+    rows = latest.get("performances", [])
+    if not rows:
+        return (
+            "Play a piece first: once a performance is scored I can say what to practise.",
+            ["list_my_performances"],
+            CoachAnswer("deterministic", reason),
+        )
+    last = await tools.call("get_performance", {"performance_id": rows[0]["performance_id"]})
+    fb = deterministic_feedback(last.get("report", {}))
+    lines = [f"Your latest take scored {rows[0]['overall']:.0f}."]
+    lines += [f"Work on: {i.text} (bars {i.first_bar}-{i.last_bar})." for i in fb.improve]
+    d = fb.drill
+    lines.append(
+        f"This week: loop bars {d.first_bar}-{d.last_bar}, {d.hands} hands, at {d.tempo_percent}%"
+        f" tempo until {d.target}."
+    )
+    return (
+        " ".join(lines),
+        ["list_my_performances", "get_performance"],
+        CoachAnswer("deterministic", reason),
+    )

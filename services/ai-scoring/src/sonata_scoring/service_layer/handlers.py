@@ -1,0 +1,64 @@
+"""Use cases fed by other services' events."""
+
+from __future__ import annotations
+
+from sonata_contracts.auth import UserDeleted
+from sonata_contracts.db import PiecePublished, PieceWithdrawn
+from sonata_contracts.payment import EntitlementsChanged
+from sonata_messaging import Transaction
+
+from sonata_scoring.adapters.documents import EntitlementDoc, PieceCopy
+from sonata_scoring.adapters.repository import get_entitlement, save_entitlement
+from sonata_scoring.domain.entitlements import Entitlement, Limits
+
+
+async def apply_entitlements(event: EntitlementsChanged, tx: Transaction) -> None:
+    incoming = Entitlement(
+        user_id=event.user_id,
+        plan=event.plan,
+        limits=Limits(
+            scored_sessions_per_day=event.limits.scored_sessions_per_day,
+            coach=event.limits.coach,
+            full_reports=event.limits.full_reports,
+            teacher_seats=event.limits.teacher_seats,
+        ),
+        valid_until=event.valid_until,
+        version=event.version,
+        # MongoDB keeps milliseconds: compare at the precision the stored row has.
+        as_of=event.as_of.replace(microsecond=event.as_of.microsecond // 1000 * 1000),
+    )
+    if incoming.supersedes(await get_entitlement(event.user_id, tx.session)):
+        await save_entitlement(incoming, tx.session)
+
+
+async def keep_piece(event: PiecePublished, tx: Transaction) -> None:
+    pieces = PieceCopy.get_pymongo_collection()
+    current = await pieces.find_one({"piece_id": event.piece_id}, session=tx.session)
+    if current is not None and current["version"] > event.version:
+        return  # an older version arriving late
+    fields = event.model_dump(
+        include={"piece_id", "version", "title", "composer", "level", "owner_id", "visibility"}
+    )
+    await pieces.update_one(
+        {"piece_id": event.piece_id},
+        {"$set": {**fields, "score": event.score, "withdrawn": False}},
+        upsert=True,
+        session=tx.session,
+    )
+
+
+async def withdraw_piece(event: PieceWithdrawn, tx: Transaction) -> None:
+    await PieceCopy.get_pymongo_collection().update_one(
+        {"piece_id": event.piece_id, "version": {"$lte": event.version}},
+        {"$set": {"withdrawn": True}},
+        session=tx.session,
+    )
+
+
+async def forget_user(event: UserDeleted, tx: Transaction) -> None:
+    await EntitlementDoc.get_pymongo_collection().delete_many(
+        {"user_id": event.user_id}, session=tx.session
+    )
+    await PieceCopy.get_pymongo_collection().delete_many(
+        {"owner_id": event.user_id}, session=tx.session
+    )

@@ -1,0 +1,212 @@
+"""The coach's model adapter driven through the real `openai` client against a local server
+speaking the Chat Completions wire format: structured output, tool calls, and every failure
+falling back to the deterministic coach, with each call in the usage ledger."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sonata_scoring.adapters.llm import OpenAICoach
+from sonata_scoring.domain.coach import deterministic_feedback
+from sonata_scoring.service_layer.coach import Usage, coach_chat, coach_feedback
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
+DAY = NOW.replace(hour=0)
+REPORT: dict[str, Any] = {
+    "overall": 71.0,
+    "subscores": {"notes": 90.0, "rhythm": 60.0},
+    "summary": {"accuracy": 0.9},
+    "options": {"hands": "both", "tempo_percent": 100.0},
+    "bars": [{"number": n, "expected": 4, "accuracy": 1.0} for n in range(1, 9)],
+    "findings": [{"text": "missed 3 notes in bar 7", "kind": "missed", "first_bar": 7,
+                  "last_bar": 7, "impact": 3.0, "facts": {"notes": 3}}],
+}  # fmt: skip
+WORDED = {
+    "strengths": ["Clean right notes in bars 1-6"],
+    "improve": [{"text": "Bar 7 lost three notes", "first_bar": 7, "last_bar": 7}],
+    "tips": ["Hands apart in bar 7"],
+    "encouragement": "Nearly there!",
+    "drill": {"first_bar": 1, "last_bar": 8, "hands": "both", "tempo_percent": 150,
+              "target": "anything", "target_accuracy": 0.5, "repetitions": 1},
+}  # fmt: skip
+
+
+class FakeOpenAI:
+    """Answers POST /v1/chat/completions from a script: (status, body) or ("sleep", s)."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[Any, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(body)
+                status, payload = fake.script.pop(0)
+                if status == "sleep":
+                    time.sleep(payload)
+                    status, payload = 200, completion("late")
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(raw)  # a client that timed out has hung up
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = None) -> Any:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "coach-test",
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200},
+    }  # fmt: skip
+
+
+class Ledger:
+    def __init__(self, spent: float = 0.0) -> None:
+        self.spent = spent
+        self.rows: list[tuple[str, str, Usage | None, str]] = []
+
+    async def spent_since(self, user_id: str, since: datetime) -> float:
+        return self.spent
+
+    async def record(
+        self, user_id: str, purpose: str, usage: Usage | None, outcome: str, at: datetime
+    ) -> None:
+        self.rows.append((user_id, purpose, usage, outcome))
+
+
+class Records:
+    """Tools fenced to one user, as the real ones are."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((name, arguments))
+        if name == "list_my_performances":
+            return {"performances": [{"performance_id": "mine-1", "overall": 71.0}]}
+        if name == "get_performance" and arguments.get("performance_id") == "mine-1":
+            return {"performance_id": "mine-1", "report": REPORT}
+        return {"error": "no such performance of yours"}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    yield fake
+    fake.server.shutdown()
+
+
+def coach(server: FakeOpenAI, timeout: float = 5.0) -> OpenAICoach:
+    return OpenAICoach("sk-test", server.url, "coach-test", timeout, 0.40, 1.60)
+
+
+async def test_structured_feedback_is_worded_by_the_model_with_the_measured_drill(
+    server: FakeOpenAI,
+) -> None:
+    server.script = [(200, completion(json.dumps(WORDED)))]
+    ledger = Ledger()
+    fb, how = await coach_feedback("u1", REPORT, coach(server), ledger, 0.5, NOW, DAY)
+    assert (how.source, how.fallback_reason) == ("model", None)
+    assert fb.improve[0].text == "Bar 7 lost three notes"
+    assert fb.drill == deterministic_feedback(REPORT).drill  # not the model's 150 % loop
+    sent = server.requests[-1]
+    assert sent["response_format"]["type"] == "json_schema"
+    assert "missed 3 notes in bar 7" in sent["messages"][1]["content"]
+    (_, purpose, usage, outcome) = ledger.rows[0]
+    assert (purpose, outcome) == ("feedback", "ok")
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens) == (1000, 200)
+    assert usage.cost_usd == pytest.approx((1000 * 0.40 + 200 * 1.60) / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ((429, {"error": {"message": "slow down", "type": "rate_limit", "code": None}}),
+         "rate_limited"),
+        (("sleep", 1.5), "timeout"),
+        ((200, completion("Sure! Here is some feedback")), "malformed_output"),
+        ((500, {"error": {"message": "boom", "type": "server_error"}}), "http_500"),
+    ],
+)  # fmt: skip
+async def test_every_failure_falls_back_to_the_same_structure(
+    server: FakeOpenAI, script: tuple[Any, Any], reason: str
+) -> None:
+    server.script = [script]
+    ledger = Ledger()
+    fb, how = await coach_feedback("u1", REPORT, coach(server, 0.5), ledger, 0.5, NOW, DAY)
+    assert (how.source, how.fallback_reason) == ("deterministic", reason)
+    assert fb == deterministic_feedback(REPORT)
+    assert [row[3] for row in ledger.rows] == [reason]
+
+
+async def test_over_budget_never_calls_the_model(server: FakeOpenAI) -> None:
+    before = len(server.requests)
+    ledger = Ledger(spent=0.5)
+    fb, how = await coach_feedback("u1", REPORT, coach(server), ledger, 0.5, NOW, DAY)
+    assert how.fallback_reason == "over_budget"
+    assert len(server.requests) == before
+    assert fb == deterministic_feedback(REPORT)
+
+
+async def test_chat_answers_with_tools_that_only_reach_the_users_own_records(
+    server: FakeOpenAI,
+) -> None:
+    def tool_call(name: str, args: dict[str, Any], n: int) -> dict[str, Any]:
+        return {"id": f"call_{n}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)}}  # fmt: skip
+
+    server.script = [
+        (200, completion(None, [tool_call("get_performance", {"performance_id": "theirs-9"}, 1)])),
+        (200, completion(None, [tool_call("list_my_performances", {"limit": 1}, 2)])),
+        (200, completion("Bar 7: you missed 3 notes; loop it hands apart.")),
+    ]
+    records, ledger = Records(), Ledger()
+    answer, called, how = await coach_chat(
+        "u1", "why did I lose points in bar 7?", coach(server), records, ledger, 0.5, NOW, DAY
+    )
+    assert answer.startswith("Bar 7")
+    assert called == ["get_performance", "list_my_performances"]
+    assert how.source == "model"
+    tool_results = [m for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert json.loads(tool_results[0]["content"]) == {"error": "no such performance of yours"}
+    assert ledger.rows[0][2] is not None
+    assert ledger.rows[0][2].input_tokens == 3000  # three rounds, summed
+
+
+async def test_chat_without_a_model_answers_from_the_latest_report() -> None:
+    records, ledger = Records(), Ledger()
+    answer, called, how = await coach_chat(
+        "u1", "what should I practise this week?", None, records, ledger, 0.5, NOW, DAY
+    )
+    assert how.source == "deterministic"
+    assert "bar 7" in answer.lower() or "bars 7-7" in answer
+    assert called == ["list_my_performances", "get_performance"]

@@ -1,0 +1,1 @@
+"""Auth's real adapters: MongoDB (Beanie 2), Argon2, Ed25519 signing keys, Authlib."""

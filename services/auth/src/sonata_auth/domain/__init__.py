@@ -1,0 +1,1 @@
+"""Auth's rules: users, sessions, one-time secrets and roles. Imports nothing that does I/O."""

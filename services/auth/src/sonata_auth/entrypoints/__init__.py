@@ -1,0 +1,1 @@
+"""HTTP routers of auth: parse, call one use case, render."""

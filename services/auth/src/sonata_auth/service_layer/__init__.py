@@ -1,0 +1,1 @@
+"""Auth's use cases: one async function per use case, dependencies passed in as ports."""

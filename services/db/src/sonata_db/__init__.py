@@ -1,0 +1,1 @@
+"""Sonata db: the library of pieces and the practice record."""

@@ -1,0 +1,5 @@
+"""What the domain refuses, in words a user can act on."""
+
+
+class InvalidPieceError(ValueError):
+    """An upload or an edit that cannot become a piece; the message names the problem."""

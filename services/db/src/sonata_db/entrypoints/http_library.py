@@ -1,0 +1,166 @@
+"""The library over HTTP: upload, edit, withdraw, search and read pieces."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from pydantic import TypeAdapter, ValidationError
+from sonata_kit import CurrentPrincipal, Forbidden, RuntimeDep, Unprocessable
+from sonata_messaging import Transaction
+
+from sonata_db.adapters.documents import PieceDoc
+from sonata_db.adapters.scores import Limits, ParsedScore, assign_hands, parse_score, to_json
+from sonata_db.domain.errors import InvalidPieceError
+from sonata_db.domain.library import BarRange
+from sonata_db.entrypoints.deps import Settings, Teacher
+from sonata_db.entrypoints.schemas import PieceChanges, PieceOut, PiecePage, SectionIn
+from sonata_db.service_layer import pieces
+from sonata_db.service_layer.access import is_admin, teachers_of
+
+router = APIRouter(prefix="/v1", tags=["library"])
+_SECTIONS = TypeAdapter(list[SectionIn])
+
+
+def _sections(raw: str | None) -> list[BarRange] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        given = _SECTIONS.validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors()[:3])
+        raise Unprocessable(
+            f"sections must be a JSON list of {{name, first_bar, last_bar}}: {problems}",
+            code="invalid_sections",
+        ) from exc
+    return [BarRange(s.name, s.first_bar, s.last_bar) for s in given]
+
+
+async def _read_upload(file: UploadFile, limit: int) -> bytes:
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise Unprocessable(f"the file is larger than {limit} bytes", code="file_too_large")
+    return data
+
+
+@router.post("/pieces", status_code=201, responses={422: {"description": "unreadable piece"}})
+async def upload_piece(
+    principal: Teacher,
+    runtime: RuntimeDep,
+    settings: Settings,
+    file: Annotated[UploadFile, File(description="MusicXML (.musicxml, .xml, .mxl) or MIDI")],
+    title: Annotated[str | None, Form(max_length=200)] = None,
+    composer: Annotated[str | None, Form(max_length=200)] = None,
+    level: Annotated[int, Form(ge=1, le=10)] = 1,
+    tags: Annotated[str, Form(max_length=600, description="comma-separated")] = "",
+    key: Annotated[str, Form(max_length=40)] = "",
+    visibility: Annotated[Literal["public", "private"], Form()] = "private",
+    sections: Annotated[str | None, Form(max_length=20_000, description="JSON list")] = None,
+    hand_split: Annotated[int | None, Form(ge=0, le=127)] = None,
+    swap_hands: Annotated[bool, Form()] = False,
+) -> PieceOut:
+    if visibility == "public" and not is_admin(principal):
+        raise Forbidden("only an admin publishes to the public catalogue", code="not_admin")
+    data = await _read_upload(file, settings.max_upload_bytes)
+    limits = Limits(settings.max_upload_bytes, settings.max_score_notes, settings.max_score_bars)
+    given_sections = _sections(sections)
+    try:
+        parsed: ParsedScore = await to_thread.run_sync(parse_score, data, file.filename, limits)
+        if hand_split is not None or swap_hands:
+            assign_hands(parsed, hand_split, swap_hands)
+        piece = pieces.build_piece(
+            pieces.new_piece_id(),
+            parsed,
+            pieces.PieceInput(
+                title=title,
+                composer=composer,
+                level=level,
+                tags=tags.split(","),
+                key=key,
+                visibility=visibility,
+                sections=given_sections,
+            ),
+            principal.user_id,
+        )
+    except InvalidPieceError as exc:
+        raise Unprocessable(str(exc), code="invalid_piece") from exc
+    score = to_json(parsed.score)
+
+    async def use_case(tx: Transaction) -> PieceDoc:
+        return await pieces.create_piece(tx, piece, score)
+
+    return PieceOut.of(await runtime.transaction(use_case))
+
+
+@router.get("/pieces")
+async def list_pieces(
+    principal: CurrentPrincipal,
+    q: Annotated[str | None, Query(max_length=100, description="title, composer or tag")] = None,
+    level: Annotated[int | None, Query(ge=1, le=10)] = None,
+    min_level: Annotated[int | None, Query(ge=1, le=10)] = None,
+    max_level: Annotated[int | None, Query(ge=1, le=10)] = None,
+    composer: Annotated[str | None, Query(max_length=100)] = None,
+    tag: Annotated[list[str] | None, Query(max_length=8)] = None,
+    scope: Literal["all", "public", "mine"] = "all",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> PiecePage:
+    query = pieces.PieceQuery(
+        text=q or None,
+        level=level,
+        min_level=min_level,
+        max_level=max_level,
+        composer=composer or None,
+        tags=tuple(tag or ()),
+        scope=scope,
+        page=page,
+        page_size=page_size,
+    )
+    items, total = await pieces.search_pieces(
+        query, principal, await teachers_of(principal.user_id)
+    )
+    return PiecePage(
+        items=[PieceOut.of(p) for p in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/pieces/{piece_id}", responses={404: {"description": "unknown or not yours"}})
+async def get_piece(piece_id: str, principal: CurrentPrincipal) -> PieceOut:
+    return PieceOut.of(await pieces.load_piece(piece_id, principal))
+
+
+@router.get("/pieces/{piece_id}/score", responses={404: {"description": "unknown"}})
+async def get_score(
+    piece_id: str,
+    principal: CurrentPrincipal,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """The score in the engine's JSON note shape."""
+    piece = await pieces.load_piece(piece_id, principal)
+    return await pieces.piece_score(piece, version)
+
+
+@router.patch("/pieces/{piece_id}", responses={403: {}, 404: {}, 422: {}})
+async def change_piece(
+    piece_id: str, body: PieceChanges, principal: Teacher, runtime: RuntimeDep
+) -> PieceOut:
+    changes = body.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in changes.items() if v is not None}
+
+    async def use_case(tx: Transaction) -> PieceDoc:
+        return await pieces.update_piece(tx, piece_id, principal, changes)
+
+    try:
+        return PieceOut.of(await runtime.transaction(use_case))
+    except InvalidPieceError as exc:
+        raise Unprocessable(str(exc), code="invalid_piece") from exc
+
+
+@router.delete("/pieces/{piece_id}", status_code=204, responses={403: {}, 404: {}})
+async def withdraw_piece(piece_id: str, principal: Teacher, runtime: RuntimeDep) -> Response:
+    async def use_case(tx: Transaction) -> None:
+        await pieces.withdraw_piece(tx, piece_id, principal, "withdrawn_by_owner")
+
+    await runtime.transaction(use_case)
+    return Response(status_code=204)

@@ -1,0 +1,141 @@
+"""Request and response bodies of db's HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sonata_db.adapters.documents import Assignment, PieceDoc
+
+
+class SectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=60)
+    first_bar: int = Field(ge=-10_000, le=100_000)
+    last_bar: int = Field(ge=-10_000, le=100_000)
+
+
+class PieceOut(BaseModel):
+    piece_id: str
+    version: int
+    owner_id: str | None
+    visibility: str
+    title: str
+    composer: str
+    level: int
+    tags: list[str]
+    key: str
+    time_signature: str
+    duration_s: float
+    bars: int
+    first_bar: int
+    last_bar: int
+    sections: list[SectionIn]
+    hands: list[str]
+    source_format: str
+    skill_path: str | None
+    path_order: int | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: PieceDoc) -> PieceOut:
+        return cls(
+            **p.model_dump(include=set(cls.model_fields) - {"bars", "first_bar", "last_bar"}),
+            bars=len(p.bars),
+            first_bar=p.bars[0],
+            last_bar=p.bars[-1],
+        )
+
+
+class PiecePage(BaseModel):
+    items: list[PieceOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class PieceChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    composer: str | None = Field(default=None, min_length=1, max_length=200)
+    level: int | None = Field(default=None, ge=1, le=10)
+    tags: list[str] | None = Field(default=None, max_length=16)
+    key: str | None = Field(default=None, max_length=40)
+    sections: list[SectionIn] | None = Field(default=None, max_length=64)
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Paris"])
+    weekly_goal_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    rest_days_per_week: int = Field(default=1, ge=0, le=6)
+
+
+class ProfileOut(ProfileIn):
+    user_id: str
+
+
+class PerformancePage(BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+
+class InviteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    relation: Literal["teacher", "parent"]
+
+
+class InviteOut(BaseModel):
+    code: str
+    link: str
+    relation: str
+    expires_at: datetime
+
+
+class LinkOut(BaseModel):
+    guardian_id: str
+    student_id: str
+    relation: str
+    since: datetime
+
+
+class AssignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    student_id: str = Field(min_length=1, max_length=64)
+    piece_id: str = Field(min_length=1, max_length=64)
+    first_bar: int | None = Field(default=None, ge=-10_000, le=100_000)
+    last_bar: int | None = Field(default=None, ge=-10_000, le=100_000)
+    hands: Literal["both", "left", "right"] = "both"
+    tempo_percent: int = Field(default=100, ge=10, le=200)
+    target_score: float = Field(default=80.0, ge=0, le=100)
+    due_at: datetime | None = None
+
+
+class AssignmentOut(BaseModel):
+    assignment_id: str
+    teacher_id: str
+    student_id: str
+    piece_id: str
+    first_bar: int | None
+    last_bar: int | None
+    hands: str
+    tempo_percent: int
+    target_score: float
+    due_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+    best_score: float | None
+
+    @classmethod
+    def of(cls, a: Assignment) -> AssignmentOut:
+        return cls(**a.model_dump(include=set(cls.model_fields)))

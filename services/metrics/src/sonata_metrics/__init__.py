@@ -1,0 +1,1 @@
+"""Sonata metrics: business rollups from domain events."""

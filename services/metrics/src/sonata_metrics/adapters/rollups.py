@@ -1,0 +1,31 @@
+"""Daily rollups of the domain events, updated in the consumer's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from prometheus_client import Counter
+from sonata_contracts import Event
+from sonata_messaging import Transaction
+
+from sonata_metrics.adapters.documents import DailyEventCount
+
+DOMAIN_EVENTS = Counter(
+    "sonata_domain_events_total", "Domain events seen on the bus, by name.", ["event"]
+)
+
+
+async def count_event(event: Event, tx: Transaction) -> None:
+    day = event.occurred_at.astimezone(UTC).date().isoformat()
+    await DailyEventCount.get_pymongo_collection().update_one(
+        {"day": day, "name": event.NAME},
+        {"$inc": {"total": 1}},
+        upsert=True,
+        session=tx.session,
+    )
+    DOMAIN_EVENTS.labels(event.NAME).inc()
+
+
+async def counts_for(day: str) -> dict[str, int]:
+    rows = await DailyEventCount.find(DailyEventCount.day == day).to_list()
+    return {row.name: row.total for row in rows}

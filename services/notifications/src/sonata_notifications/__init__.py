@@ -1,0 +1,1 @@
+"""Sonata notifications: email, SMS and push from domain events."""

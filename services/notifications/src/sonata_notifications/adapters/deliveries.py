@@ -1,0 +1,108 @@
+"""The delivery queue in MongoDB: claim with a lease, record outcomes with their events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, AsyncMongoClient
+from sonata_contracts.notifications import NotificationFailed, NotificationSent
+from sonata_messaging import Outbox, Transaction, run_in_transaction
+
+from sonata_notifications.adapters.documents import Notification
+from sonata_notifications.service_layer.ports import Claimed
+
+
+class MongoDeliveries:
+    def __init__(self, client: AsyncMongoClient[Any], outbox: Outbox) -> None:
+        self.client = client
+        self.outbox = outbox
+        self.rows = Notification.get_pymongo_collection()
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Claimed]:
+        # Find candidates through the (status, next_attempt_at) index, then claim each with a
+        # compare-and-set on its status and attempts: two replicas never both win a row.
+        due = (
+            self.rows.find({"status": "queued", "next_attempt_at": {"$lte": now}})
+            .sort("next_attempt_at", ASCENDING)
+            .limit(limit)
+        )
+        # A "sending" row whose lease ran out belongs to a worker that died mid-send.
+        stale = self.rows.find({"status": "sending", "lease_until": {"$lt": now}}).limit(limit)
+        claimed = []
+        for row in [*await due.to_list(), *await stale.to_list()]:
+            attempts = int(row.get("attempts", 0))
+            result = await self.rows.update_one(
+                {"_id": row["_id"], "status": row["status"], "attempts": attempts},
+                {
+                    "$set": {"status": "sending", "lease_until": lease_until, "updated_at": now},
+                    "$inc": {"attempts": 1},
+                },
+            )
+            if result.modified_count == 1:
+                claimed.append(_claimed(row, attempts + 1))
+        return claimed
+
+    async def _finish(self, claimed: Claimed, changes: dict[str, Any], event: Any) -> None:
+        async def record(tx: Transaction) -> None:
+            result = await self.rows.update_one(
+                {"_id": ObjectId(claimed.id), "status": "sending", "attempts": claimed.attempts},
+                {"$set": changes, "$unset": {"lease_until": ""}},
+                session=tx.session,
+            )
+            if result.modified_count and event is not None:
+                await tx.publish(event)
+
+        await run_in_transaction(self.client, record, outbox=self.outbox)
+
+    async def sent(
+        self, claimed: Claimed, provider_id: str, content: dict[str, str], now: datetime
+    ) -> None:
+        changes = {
+            "status": "sent",
+            "provider_id": provider_id,
+            "content": content,
+            "error": None,
+            "sent_at": now,
+            "updated_at": now,
+        }
+        event = NotificationSent(
+            notification_id=claimed.id,
+            user_id=claimed.user_id,
+            kind=claimed.kind,
+            channel=claimed.channel,
+            source_event_id=claimed.source_event_id,
+        )
+        await self._finish(claimed, changes, event)
+
+    async def retry(self, claimed: Claimed, error: str, at: datetime, now: datetime) -> None:
+        changes = {"status": "queued", "error": error, "next_attempt_at": at, "updated_at": now}
+        await self._finish(claimed, changes, None)
+
+    async def failed(self, claimed: Claimed, error: str, now: datetime) -> None:
+        changes = {"status": "failed", "error": error, "updated_at": now}
+        event = NotificationFailed(
+            notification_id=claimed.id,
+            user_id=claimed.user_id,
+            kind=claimed.kind,
+            channel=claimed.channel,
+            error=error,
+            permanent=True,
+            source_event_id=claimed.source_event_id,
+        )
+        await self._finish(claimed, changes, event)
+
+
+def _claimed(row: dict[str, Any], attempts: int) -> Claimed:
+    return Claimed(
+        id=str(row["_id"]),
+        user_id=row.get("user_id"),
+        kind=row["kind"],
+        channel=row["channel"],
+        to=row.get("to"),
+        meta=row.get("meta") or {},
+        attempts=attempts,
+        unsubscribe_token=row.get("unsubscribe_token"),
+        source_event_id=row["source_event_id"],
+    )

@@ -1,0 +1,99 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sonata_notifications.domain.model import KINDS, valid_timezone
+
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+ChannelName = Literal["email", "sms", "push"]
+
+
+class QuietHoursIn(BaseModel):
+    start: str = Field(examples=["21:30"])
+    end: str = Field(examples=["07:30"])
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not HHMM.match(value):
+            raise ValueError("use 24-hour HH:MM")
+        return value
+
+
+class PreferencesIn(BaseModel):
+    """Only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = Field(default=None, examples=["Europe/Vienna"])
+    quiet_hours: QuietHoursIn | None = None
+    clear_quiet_hours: bool = False
+    reminder_time: str | None = Field(default=None, examples=["18:00"])
+    clear_reminder: bool = False
+    sms_consent: bool | None = None
+    # kind -> channel -> on/off
+    channels: dict[str, dict[ChannelName, bool]] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None and not valid_timezone(value):
+            raise ValueError(f"unknown IANA timezone {value!r}")
+        return value
+
+    @field_validator("reminder_time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        if value is not None and not HHMM.match(value):
+            raise ValueError("use 24-hour HH:MM")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _kinds(
+        cls, value: dict[str, dict[ChannelName, bool]]
+    ) -> dict[str, dict[ChannelName, bool]]:
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown notification kinds: {', '.join(unknown)}")
+        return value
+
+
+class PreferencesOut(BaseModel):
+    timezone: str
+    quiet_hours: QuietHoursIn | None
+    reminder_time: str | None
+    sms_consent: bool
+    channels: dict[str, dict[str, bool]]
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(min_length=16, max_length=256)
+    auth: str = Field(min_length=8, max_length=64)
+
+
+class PushSubscriptionIn(BaseModel):
+    """The browser's PushSubscription.toJSON()."""
+
+    endpoint: str = Field(pattern=r"^https?://", max_length=2048)
+    keys: PushKeys
+    expirationTime: Any = None  # noqa: N815 - the browser's own field name
+
+
+class NotificationOut(BaseModel):
+    id: str
+    kind: str
+    channel: str
+    to: str | None
+    status: str
+    error: str | None
+    consent: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None

@@ -1,0 +1,106 @@
+"""Send one due notification: render, hand to the channel's provider, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sonata_notifications.domain.errors import PermanentSendError, TransientSendError
+from sonata_notifications.domain.model import Channel, retry_delay
+from sonata_notifications.service_layer.ports import (
+    Claimed,
+    Clock,
+    Deliveries,
+    Outgoing,
+    Renderer,
+    Sender,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    cap_s: float
+    lease_s: float
+    batch: int = 64
+    concurrency: int = 8
+
+
+def unsubscribe_url(public_base_url: str, token: str | None) -> str | None:
+    return f"{public_base_url.rstrip('/')}/v1/unsubscribe/{token}" if token else None
+
+
+async def deliver_due(
+    deliveries: Deliveries,
+    senders: Mapping[Channel, Sender],
+    renderer: Renderer,
+    clock: Clock,
+    policy: RetryPolicy,
+    public_base_url: str,
+) -> int:
+    """Claim up to ``policy.batch`` due notifications and send them, ``policy.concurrency`` at
+    a time; returns how many were claimed (0: nothing is due)."""
+    now = clock.now()
+    batch = await deliveries.claim_due(now, now + timedelta(seconds=policy.lease_s), policy.batch)
+    gate = asyncio.Semaphore(policy.concurrency)
+
+    async def one(claimed: Claimed) -> None:
+        async with gate:
+            await deliver(claimed, deliveries, senders, renderer, clock, policy, public_base_url)
+
+    results = await asyncio.gather(*(one(c) for c in batch), return_exceptions=True)
+    # A notification whose outcome could not be recorded keeps its lease and is retried when
+    # the lease runs out; the first such error is still raised for the caller to log.
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return len(batch)
+
+
+async def deliver(
+    claimed: Claimed,
+    deliveries: Deliveries,
+    senders: Mapping[Channel, Sender],
+    renderer: Renderer,
+    clock: Clock,
+    policy: RetryPolicy,
+    public_base_url: str,
+) -> None:
+    """Send one claimed notification and record how it went."""
+    sender = senders.get(claimed.channel)
+    if sender is None:
+        error = f"the {claimed.channel} channel is not configured"
+        await deliveries.failed(claimed, error, clock.now())
+        return
+    link = unsubscribe_url(public_base_url, claimed.unsubscribe_token)
+    rendered = renderer.render(claimed.kind, claimed.channel, claimed.meta, link)
+    message = Outgoing(
+        user_id=claimed.user_id,
+        kind=claimed.kind,
+        channel=claimed.channel,
+        to=claimed.to,
+        rendered=rendered,
+        idempotency_key=f"{claimed.source_event_id}:{claimed.channel}",
+        extra={"unsubscribe_url": link} if link else {},
+    )
+    try:
+        provider_id = await sender.send(message)
+    except PermanentSendError as exc:
+        await deliveries.failed(claimed, str(exc), clock.now())
+    except TransientSendError as exc:
+        later = clock.now()
+        if claimed.attempts >= policy.max_attempts:
+            await deliveries.failed(
+                claimed, f"gave up after {claimed.attempts} attempts: {exc}", later
+            )
+        else:
+            wait = retry_delay(claimed.attempts, policy.base_s, policy.cap_s)
+            await deliveries.retry(claimed, str(exc), later + wait, later)
+    else:
+        content = {"subject": rendered.subject, "text": rendered.text}
+        if rendered.html is not None:
+            content["html"] = rendered.html
+        await deliveries.sent(claimed, provider_id, content, clock.now())

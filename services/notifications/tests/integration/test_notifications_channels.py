@@ -1,0 +1,371 @@
+"""notifications as a real process, sending through local SMTP, Twilio and push doubles:
+what each channel delivers, what one-click unsubscribe stops, retries, permanent failures,
+STOP/HELP, status callbacks that never go backwards, and erasure."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sonata_contracts.auth import (
+    EmailVerificationRequested,
+    PhoneVerificationRequested,
+    UserDeleted,
+    UserRegistered,
+)
+from sonata_contracts.db import AchievementUnlocked, MasteryReached
+from sonata_contracts.payment import PaymentFailed
+from sonata_testing import (
+    JwksServer,
+    ServiceProcess,
+    SigningKey,
+    TokenFactory,
+    eventually,
+    publish_events,
+)
+from sonata_testing.push_double import PushDouble
+from sonata_testing.smtp_sink import SmtpSink, body_html, body_text
+from sonata_testing.twilio_double import TwilioDouble
+
+sys.path.insert(0, str(Path(__file__).parent))
+from notifications_support import (
+    notifications_env,
+    start_notifications,
+    vapid_keys,
+)
+
+pytestmark = pytest.mark.integration
+KEY = SigningKey()
+TOKENS = TokenFactory(KEY)
+
+
+@pytest.fixture(scope="module")
+def doubles() -> Iterator[tuple[SmtpSink, TwilioDouble, PushDouble, JwksServer]]:
+    with (
+        SmtpSink() as smtp,
+        TwilioDouble() as twilio,
+        PushDouble() as push,
+        JwksServer([KEY.jwk]) as jwks,
+    ):
+        yield smtp, twilio, push, jwks
+
+
+@pytest.fixture(scope="module")
+def service(
+    mongo_url: str, amqp_url: str, doubles: tuple[SmtpSink, TwilioDouble, PushDouble, JwksServer]
+) -> Iterator[ServiceProcess]:
+    smtp, twilio, _, jwks = doubles
+    private, public = vapid_keys()
+    env = notifications_env(
+        mongo_url,
+        amqp_url,
+        smtp,
+        twilio=twilio,
+        jwks_url=jwks.url,
+        extra={"VAPID_PRIVATE_KEY": private, "VAPID_PUBLIC_KEY": public},
+    )
+    proc = start_notifications(env)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        log = proc.log_path.read_text(errors="replace")
+        assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture
+async def http(service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
+    statuses: list[int] = []
+
+    async def watch(response: httpx.Response) -> None:
+        statuses.append(response.status_code)
+
+    async with httpx.AsyncClient(
+        base_url=service.base_url, timeout=15, event_hooks={"response": [watch]}
+    ) as client:
+        yield client
+    assert all(s < 500 for s in statuses), statuses
+
+
+def auth(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS.sign(TOKENS.claims(sub=user))}"}
+
+
+async def register(amqp_url: str, user: str) -> str:
+    email = f"{user}@example.org"
+    await publish_events(
+        amqp_url,
+        [
+            UserRegistered(
+                user_id=user,
+                email=email,
+                display_name="Clara",
+                roles=["student"],
+                locale="en",
+                timezone="Europe/Vienna",
+            )
+        ],
+    )
+    return email
+
+
+async def mine(http: httpx.AsyncClient, user: str) -> list[dict[str, Any]]:
+    r = await http.get("/v1/notifications", headers=auth(user))
+    assert r.status_code == 200, r.text
+    rows: list[dict[str, Any]] = r.json()
+    return rows
+
+
+async def test_verification_email_has_html_text_and_no_unsubscribe(
+    service: ServiceProcess, doubles: Any, amqp_url: str
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)
+    verify = EmailVerificationRequested(
+        user_id=user,
+        email=email,
+        token="tok",
+        verify_url="https://sonata.example/verify-email?token=tok-1",
+        expires_at=datetime.now(UTC) + timedelta(hours=24),
+    )
+    # delivered twice, as a relay retry would: one email
+    await publish_events(amqp_url, [verify, verify])
+    message = await smtp.wait_for(
+        lambda m: m["To"] == email and "Confirm" in str(m["Subject"]), "verification"
+    )
+    assert "https://sonata.example/verify-email?token=tok-1" in body_text(message)
+    assert 'href="https://sonata.example/verify-email?token=tok-1"' in body_html(message)
+    # account mail is not a newsletter: no unsubscribe
+    assert message["List-Unsubscribe"] is None
+    await smtp.wait_for(lambda m: m["To"] == email and "Welcome" in str(m["Subject"]), "welcome")
+
+    async def settled() -> bool:
+        return len(smtp.received(to=email)) == 2
+
+    await eventually(settled, "exactly two emails")
+    assert len({m["Message-ID"] for m in smtp.received(to=email)}) == 2
+
+
+async def test_event_without_address_goes_to_the_stored_contact(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)
+    failed = PaymentFailed(
+        user_id=user,
+        payment_id="in_1",
+        amount_cents=999,
+        currency="eur",
+        reason="card_declined",
+        attempt=1,
+    )
+    await publish_events(amqp_url, [failed])
+    mail = await smtp.wait_for(
+        lambda m: m["To"] == email and "did not go through" in str(m["Subject"]), "dunning"
+    )
+    assert "9.99 EUR (card_declined)" in body_text(mail)
+    assert mail["List-Unsubscribe"] is None
+    kinds = {(r["kind"], r["status"], r["consent"]) for r in await mine(http, user)}
+    assert kinds == {
+        ("welcome", "sent", "transactional"),
+        ("payment_failed", "sent", "transactional"),
+    }
+
+
+async def test_one_click_unsubscribe_stops_that_kind_on_that_channel_only(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    smtp, _, push, _ = doubles
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)
+    r = await http.post("/v1/push/subscriptions", json=push.subscription(), headers=auth(user))
+    assert r.status_code == 201, r.text
+    endpoint = r.json()["endpoint"]
+
+    first = AchievementUnlocked(user_id=user, achievement="first-piece", title="First piece")
+    await publish_events(amqp_url, [first])
+    mail = await smtp.wait_for(lambda m: "First piece" in str(m["Subject"]), "achievement")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(mail["List-Unsubscribe"]).strip().strip("<>")
+
+    # a link scanner's GET changes nothing; the RFC 8058 POST does, without any login
+    page = await http.get(link)
+    assert page.status_code == 200, (link, page.text)
+    assert "<form" in page.text
+    r = await http.post(link, data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 200, r.text
+    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+    assert prefs["channels"]["achievement"] == {"email": False, "push": True}
+
+    second = AchievementUnlocked(user_id=user, achievement="ten-days", title="Ten days")
+    mastery = MasteryReached(user_id=user, piece_id="fur-elise", threshold=0.9)
+    await publish_events(amqp_url, [second, mastery])
+    await smtp.wait_for(lambda m: "fur-elise" in str(m["Subject"]), "mastery email")
+
+    async def pushed_both() -> bool:
+        titles = {d.payload["title"] for d in push.received(endpoint)}
+        return {"Achievement unlocked: Ten days", "You mastered fur-elise"} <= titles
+
+    await eventually(pushed_both, "the second achievement and the mastery as push")
+    assert not [m for m in smtp.received(to=email) if "Ten days" in str(m["Subject"])]
+    rows = await mine(http, user)
+    suppressed = [r for r in rows if r["status"] == "suppressed"]
+    assert [(r["kind"], r["channel"], r["error"]) for r in suppressed] == [
+        ("achievement", "email", "unsubscribed")
+    ]
+    assert (await http.post("/v1/unsubscribe/not-a-token")).status_code == 404
+
+
+async def test_gone_push_subscription_is_dropped_and_the_failure_is_visible(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    push = doubles[2]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    subscription = push.subscription()
+    push.answer[subscription["endpoint"]] = 410
+    r = await http.post("/v1/push/subscriptions", json=subscription, headers=auth(user))
+    assert r.status_code == 201
+    # no contact: the email leg has no address and fails; the push leg meets a 410
+    await publish_events(amqp_url, [AchievementUnlocked(user_id=user, achievement="a", title="A")])
+
+    async def both_failed() -> bool:
+        rows = await mine(http, user)
+        return len(rows) == 2 and all(r["status"] == "failed" for r in rows)
+
+    await eventually(both_failed, "both legs failed permanently")
+    errors = {r["channel"]: r["error"] for r in await mine(http, user)}
+    assert "gone" in errors["push"]
+    assert "no address" in errors["email"]
+    r = await http.delete(
+        "/v1/push/subscriptions", params={"endpoint": subscription["endpoint"]}, headers=auth(user)
+    )
+    assert r.status_code == 404  # already removed after the 410
+
+
+async def test_temporary_smtp_failure_is_retried_with_backoff(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    smtp.temporary_failures = 2
+    email = await register(amqp_url, user)
+    await smtp.wait_for(lambda m: m["To"] == email, "the welcome after two 451s")
+    [row] = await mine(http, user)
+    assert row["status"] == "sent"
+    assert row["attempts"] == 3
+
+    refused = f"u-{uuid.uuid4().hex[:8]}"
+    smtp.refused.add(f"{refused}@example.org")
+    await register(amqp_url, refused)
+
+    async def failed() -> bool:
+        rows = await mine(http, refused)
+        return bool(rows) and rows[0]["status"] == "failed"
+
+    await eventually(failed, "a permanent failure for a refused mailbox")
+    [row] = await mine(http, refused)
+    assert row["attempts"] == 1
+    assert "refused" in row["error"]
+
+
+async def test_sms_code_callbacks_stop_and_help(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    twilio: TwilioDouble = doubles[1]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    phone = "+43660" + str(uuid.uuid4().int)[:7]
+    code = PhoneVerificationRequested(
+        user_id=user,
+        phone=phone,
+        code="482913",
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+    )
+    await publish_events(amqp_url, [code])
+
+    async def texted() -> bool:
+        return any(m.to == phone for m in twilio.messages)
+
+    await eventually(texted, "the code by SMS")
+    [sms] = [m for m in twilio.messages if m.to == phone]
+    assert "482913" in sms.body
+    assert sms.from_ == "+15005550006"
+    assert sms.idempotency_token == f"{code.id}:sms"
+
+    assert twilio.send_status(sms, "delivered") == 204
+    assert twilio.send_status(sms, "sent") == 204  # late and out of order: ignored
+    forged = await http.post(
+        sms.status_callback or "",
+        data={"MessageSid": sms.sid, "MessageStatus": "failed"},
+        headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+    )
+    assert forged.status_code == 403
+    assert forged.json()["error"] == "bad_signature"
+    [row] = await mine(http, user)
+    assert row["status"] == "sent"
+    r = await http.get("/v1/notifications", headers=auth(user))
+    assert r.json()[0]["error"] is None
+
+    inbound = f"{service.base_url}/v1/twilio/inbound"
+    help_reply = twilio.signed_post(inbound, {"From": phone, "Body": "help"})
+    assert "Reply STOP" in help_reply.text
+    stop_reply = twilio.signed_post(inbound, {"From": phone, "Body": " Stop "})
+    assert "no more texts" in stop_reply.text
+    again = PhoneVerificationRequested(
+        user_id=user,
+        phone=phone,
+        code="111111",
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    await publish_events(amqp_url, [again])
+
+    async def suppressed() -> bool:
+        return any(r["status"] == "suppressed" for r in await mine(http, user))
+
+    await eventually(suppressed, "the second code suppressed after STOP")
+    assert [m.body for m in twilio.messages if m.to == phone] == [sms.body]
+
+
+async def test_user_deleted_erases_everything(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)
+    await smtp.wait_for(lambda m: m["To"] == email, "welcome")
+    r = await http.put("/v1/preferences", json={"reminder_time": "18:00"}, headers=auth(user))
+    assert r.status_code == 200
+    await publish_events(amqp_url, [UserDeleted(user_id=user)])
+
+    async def erased() -> bool:
+        return await mine(http, user) == []
+
+    await eventually(erased, "the user's notifications erased")
+    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+    assert prefs["reminder_time"] is None
+    assert prefs["timezone"] == "UTC"
+
+
+async def test_bad_input_gets_a_clear_4xx(service: ServiceProcess, http: httpx.AsyncClient) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    r = await http.put("/v1/preferences", json={"timezone": "Mars/Olympus"}, headers=auth(user))
+    assert r.status_code == 422
+    assert "Mars/Olympus" in r.text
+    r = await http.put("/v1/preferences", json={"reminder_time": "25:00"}, headers=auth(user))
+    assert r.status_code == 422
+    r = await http.put(
+        "/v1/preferences", json={"channels": {"spam": {"email": True}}}, headers=auth(user)
+    )
+    assert r.status_code == 422
+    assert "spam" in r.text
+    assert (await http.get("/v1/preferences")).status_code == 401
+    bad = {"endpoint": "ftp://x", "keys": {"p256dh": "x", "auth": "y"}}
+    r = await http.post("/v1/push/subscriptions", json=bad, headers=auth(user))
+    assert r.status_code == 422

@@ -1,0 +1,1 @@
+"""Sonata payment: plans, checkout, webhooks, entitlements and credits."""

@@ -1,0 +1,41 @@
+"""Stripe's webhook: verified, then handed to the inbox; thin."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sonata_kit import BadRequest, RuntimeDep
+
+from sonata_payment.adapters import stripe_webhooks
+from sonata_payment.bootstrap import Deps, RuntimeTransactions
+from sonata_payment.service_layer.webhooks import receive
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+MAX_BODY = 512 * 1024
+
+
+class ReceivedOut(BaseModel):
+    received: bool
+    outcome: str
+
+
+@router.post("/stripe")
+async def stripe_webhook(request: Request, runtime: RuntimeDep) -> ReceivedOut:
+    """400 for an unsigned, forged, stale or future-dated request; 200 once stored and applied."""
+    deps: Deps = request.app.state.deps
+    payload = await request.body()
+    if len(payload) > MAX_BODY:
+        raise BadRequest("body too large", code="invalid_payload")
+    event = stripe_webhooks.verify(
+        payload,
+        request.headers.get("stripe-signature"),
+        deps.webhook_secret,
+        deps.webhook_tolerance_s,
+    )
+    outcome = await receive(
+        RuntimeTransactions(runtime.client, runtime.outbox),
+        event,
+        deps.billing,
+        deps.clock.now(),
+    )
+    return ReceivedOut(received=True, outcome=outcome)

@@ -1,0 +1,234 @@
+"""Every Grafana panel's query, run against a real Prometheus scraping the real fleet.
+
+The fleet starts as `make run` starts it (free ports, the test's own SecantusDB and vhost);
+a short scripted load makes requests, a signup, a WebSocket session, a refused webhook and a
+dead-lettered message; then each panel must be valid PromQL that returns data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sonata_testing import free_port
+
+sys.path.insert(0, str(Path(__file__).parent))
+from observability_support import (
+    ROOT,
+    Prometheus,
+    closed_websocket,
+    find_or_install,
+    publish_malformed,
+)
+
+sys.path.insert(0, str(ROOT / "tests" / "fleet"))
+from local_fleet import local_fleet
+from sonata_local.plan import SERVICES, Config
+
+pytestmark = pytest.mark.fleet
+
+DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+PANEL_DATA_WITHIN = 45.0
+
+
+def _panels(path: Path) -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = json.loads(path.read_text())["panels"]
+    return panels
+
+
+def _binary(name: str) -> str:
+    try:
+        return find_or_install(name)
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    with local_fleet(tmp_path_factory.mktemp("obs-fleet-var"), "sonata-obs") as cfg:
+        yield cfg
+
+
+@pytest.fixture(scope="module")
+def prometheus(fleet: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    targets = {s.name: f"{fleet.host}:{fleet.ports[s.name]}" for s in SERVICES}
+    workdir = tmp_path_factory.mktemp("obs-prometheus")
+    with Prometheus(_binary("prometheus"), workdir, free_port(), targets) as prom:
+        yield prom
+
+
+@pytest.fixture(scope="module")
+def load(fleet: Config, prometheus: Prometheus) -> list[tuple[int, str]]:
+    """The scripted load; returns every HTTP status it saw with what was asked."""
+    seen: list[tuple[int, str]] = []
+    by_name = {s.name: s for s in SERVICES}
+    with httpx.Client(timeout=10) as client:
+        for s in SERVICES:
+            base = fleet.direct_url(s)
+            for path in ("/healthz", "/readyz", "/openapi.json", f"/v1/nowhere-{uuid.uuid4().hex}"):
+                seen.append((client.get(base + path).status_code, f"{s.name} GET {path}"))
+        signup = client.post(
+            f"{fleet.direct_url(by_name['auth'])}/v1/signup",
+            json={
+                "email": f"obs-{uuid.uuid4().hex[:8]}@example.com",
+                "password": "a-Long-pass-4821",
+            },
+        )
+        seen.append((signup.status_code, "auth POST /v1/signup"))
+        webhook = client.post(
+            f"{fleet.direct_url(by_name['payment'])}/v1/webhooks/stripe",
+            content=b'{"id": "evt_forged", "type": "invoice.paid"}',
+            headers={"Stripe-Signature": "t=1,v1=forged", "Content-Type": "application/json"},
+        )
+        seen.append((webhook.status_code, "payment POST /v1/webhooks/stripe (forged)"))
+    scoring = fleet.ports["ai-scoring"]
+    asyncio.run(closed_websocket(f"ws://{fleet.host}:{scoring}/ws/v1/sessions"))
+    asyncio.run(publish_malformed(fleet.amqp_url, "auth.user_registered.v1"))
+    return seen
+
+
+def test_the_load_got_answers_and_no_server_error(load: list[tuple[int, str]]) -> None:
+    assert [s for s in load if s[0] >= 500] == []
+    assert (202, "auth POST /v1/signup") in load
+    forged = next(code for code, what in load if "forged" in what)
+    assert 400 <= forged < 500
+
+
+def test_prometheus_scrapes_every_service(prometheus: Prometheus, load: object) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        targets = prometheus.api("targets")["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        if health == {s.name: "up" for s in SERVICES} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert health == {s.name: "up" for s in SERVICES}
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_panel_query_is_valid_and_returns_data(
+    prometheus: Prometheus, load: object, dashboard: Path
+) -> None:
+    queries = [
+        (panel["title"], target["expr"])
+        for panel in _panels(dashboard)
+        for target in panel["targets"]
+    ]
+    assert queries
+    # Counters appear when the load reaches them and rates need two scrapes: poll until then.
+    deadline = time.monotonic() + PANEL_DATA_WITHIN
+    while True:
+        answers = {(title, expr): prometheus.query(expr) for title, expr in queries}
+        invalid = {k: a.get("error") for k, a in answers.items() if a["status"] != "success"}
+        assert invalid == {}, invalid
+        empty = [title for (title, _), a in answers.items() if not a["data"]["result"]]
+        if not empty or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert empty == [], f"panels with no data after {PANEL_DATA_WITHIN} s: {empty}"
+
+
+def test_the_load_shows_up_in_the_figures(prometheus: Prometheus, load: object) -> None:
+    """The panels do not merely return series: they count what the load did."""
+    checks: dict[str, tuple[str, Callable[[float], bool]]] = {
+        "signup counted by the metrics service": (
+            'sum(sonata_domain_events_total{event="auth.user_registered.v1"})',
+            lambda v: v >= 1,
+        ),
+        "malformed message dead-lettered": (
+            'sum(sonata_events_dead_lettered_total{reason="invalid_body"})',
+            lambda v: v >= 1,
+        ),
+        "forged webhook refused": (
+            'sum(sonata_http_requests_total{service="payment",route="/v1/webhooks/stripe",'
+            'status=~"4.."})',
+            lambda v: v >= 1,
+        ),
+        "WebSocket session closed": ("sum(sonata_ws_closed_total)", lambda v: v >= 1),
+        "no 5xx anywhere (readiness refused while starting is by design)": (
+            'sum(sonata_http_requests_total{status=~"5..",route!="/readyz"}) or on() vector(0)',
+            lambda v: v == 0,
+        ),
+    }
+    deadline = time.monotonic() + PANEL_DATA_WITHIN
+    while True:
+        failing = {}
+        for what, (expr, ok) in checks.items():
+            result = prometheus.query(expr)["data"]["result"]
+            value = float(result[0]["value"][1]) if result else None
+            if value is None or not ok(value):
+                failing[what] = value
+        if not failing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert failing == {}
+
+
+def test_alert_rules_load_and_evaluate_quietly_on_a_healthy_fleet(
+    prometheus: Prometheus, load: object
+) -> None:
+    # the load dead-lettered one malformed message on purpose; nothing else may fire
+    expected = {"EventsDeadLettered"}
+    deadline = time.monotonic() + PANEL_DATA_WITHIN
+    while True:
+        groups = prometheus.api("rules")["data"]["groups"]
+        rules = {r["name"]: r for g in groups for r in g["rules"]}
+        firing = {name for name, r in rules.items() if r["state"] == "firing"}
+        if firing == expected or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {
+        "ServiceDown",
+        "HighHttpErrorRate",
+        "OutboxStuck",
+        "EventsDeadLettered",
+        "PaymentWebhooksFailing",
+    } <= set(rules)
+    assert {name: r["health"] for name, r in rules.items() if r["health"] != "ok"} == {}
+    assert firing == expected
+
+
+def test_promtool_rule_unit_tests_pass() -> None:
+    promtool = _binary("promtool")
+    tests = sorted(str(p) for p in (ROOT / "prometheus" / "tests").glob("*.yml"))
+    assert tests
+    run = subprocess.run(
+        [promtool, "test", "rules", *tests], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    for config in ("prometheus.yml", "prometheus.local.yml"):
+        check = subprocess.run(
+            [promtool, "check", "config", str(ROOT / "prometheus" / config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_grafana_provisions_every_dashboard_on_the_provisioned_datasource() -> None:
+    datasource = yaml.safe_load(
+        (ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]["uid"]
+    provider = yaml.safe_load(
+        (ROOT / "grafana" / "provisioning" / "dashboards" / "sonata.yml").read_text()
+    )["providers"][0]["options"]["path"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert f"./grafana/dashboards:{provider}:ro" in compose["services"]["grafana"]["volumes"]
+    uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
+    assert len(DASHBOARDS) == 4
+    assert len(set(uids)) == len(uids)
+    for path in DASHBOARDS:
+        for panel in _panels(path):
+            assert panel["datasource"]["uid"] == datasource, (path.name, panel["title"])
+            assert all(t["datasource"]["uid"] == datasource for t in panel["targets"])
