@@ -93,11 +93,13 @@ class Connection:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.handle is not None:
+            # still listed while the last checkpoint is written, so a resume on another
+            # connection waits for it instead of reading the one before
+            with suppress(SessionGone, Exception):
+                await self._flush()
             if _ACTIVE.get(self.handle.session_id) is self:
                 del _ACTIVE[self.handle.session_id]
                 LIVE.dec()
-            with suppress(SessionGone, Exception):
-                await self._flush()
         CLOSED.labels(str(self.close_code or 1006)).inc()
         self.closed.set()
         if self.close_code is not None:
