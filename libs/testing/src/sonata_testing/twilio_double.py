@@ -47,6 +47,9 @@ class TwilioDouble:
         self.messages: list[SentSms] = []
         self.requests = 0
         self.fail_next_with: list[int] = []  # statuses to answer the next creates with
+        # (status, error code) called back for the next created message *before* the create is
+        # answered, as Twilio sometimes does: the sender has not recorded the sid yet
+        self.early_statuses: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -159,6 +162,12 @@ class TwilioDouble:
                 raw = self.rfile.read(length).decode()
                 form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
                 status, body = double._create(form, self.headers.get("I-Twilio-Idempotency-Token"))
+                if status == 201:
+                    with double.lock:
+                        early, double.early_statuses = double.early_statuses, []
+                    sms = next(m for m in double.messages if m.sid == body["sid"])
+                    for early_status, error_code in early:
+                        double.send_status(sms, early_status, error_code)
                 self._reply(status, body)
 
         return Handler

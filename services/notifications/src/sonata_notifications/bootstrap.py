@@ -20,6 +20,7 @@ from sonata_notifications.adapters.rendering import JinjaRenderer
 from sonata_notifications.adapters.repository import MongoStore
 from sonata_notifications.adapters.sms import TwilioSender
 from sonata_notifications.domain.model import Channel
+from sonata_notifications.service_layer import account
 from sonata_notifications.service_layer.delivery import RetryPolicy, deliver_due
 from sonata_notifications.service_layer.handlers import Policy
 from sonata_notifications.service_layer.ports import Sender, Store
@@ -106,10 +107,25 @@ def wire(settings: NotificationsSettings) -> Wiring:
 
 async def dispatch_forever(runtime: Runtime, w: Wiring) -> None:
     deliveries = MongoDeliveries(runtime.client, runtime.outbox)
+
+    async def sms_sent(sid: str) -> int:
+        async def release(tx: Transaction) -> int:
+            return await account.release_held_sms_statuses(
+                MongoStore(tx.session), sid, w.clock.now()
+            )
+
+        return await runtime.transaction(release)
+
     while True:
         try:
             claimed = await deliver_due(
-                deliveries, w.senders, w.renderer, w.clock, w.retry, w.settings.public_base_url
+                deliveries,
+                w.senders,
+                w.renderer,
+                w.clock,
+                w.retry,
+                w.settings.public_base_url,
+                sms_sent,
             )
         except asyncio.CancelledError:
             raise

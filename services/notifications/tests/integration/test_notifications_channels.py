@@ -173,11 +173,12 @@ async def test_event_without_address_goes_to_the_stored_contact(
     )
     assert "9.99 EUR (card_declined)" in body_text(mail)
     assert mail["List-Unsubscribe"] is None
-    kinds = {(r["kind"], r["status"], r["consent"]) for r in await mine(http, user)}
-    assert kinds == {
-        ("welcome", "sent", "transactional"),
-        ("payment_failed", "sent", "transactional"),
-    }
+    expected = {("welcome", "sent", "transactional"), ("payment_failed", "sent", "transactional")}
+
+    async def both_recorded() -> bool:  # the mail can arrive before its row says "sent"
+        return {(r["kind"], r["status"], r["consent"]) for r in await mine(http, user)} == expected
+
+    await eventually(both_recorded, "both emails recorded as sent")
 
 
 async def test_one_click_unsubscribe_stops_that_kind_on_that_channel_only(
@@ -258,8 +259,13 @@ async def test_temporary_smtp_failure_is_retried_with_backoff(
     smtp.temporary_failures = 2
     email = await register(amqp_url, user)
     await smtp.wait_for(lambda m: m["To"] == email, "the welcome after two 451s")
+
+    async def recorded() -> bool:
+        rows = await mine(http, user)
+        return len(rows) == 1 and rows[0]["status"] == "sent"
+
+    await eventually(recorded, "the welcome recorded as sent")
     [row] = await mine(http, user)
-    assert row["status"] == "sent"
     assert row["attempts"] == 3
 
     refused = f"u-{uuid.uuid4().hex[:8]}"
@@ -274,6 +280,34 @@ async def test_temporary_smtp_failure_is_retried_with_backoff(
     [row] = await mine(http, refused)
     assert row["attempts"] == 1
     assert "refused" in row["error"]
+
+
+async def test_a_status_callback_before_the_send_is_recorded_is_not_lost(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    twilio: TwilioDouble = doubles[1]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    phone = "+43660" + str(uuid.uuid4().int)[:7]
+    # Twilio calls back while the send is still waiting for its answer
+    twilio.early_statuses = [("sent", None), ("undelivered", "30003")]
+    code = PhoneVerificationRequested(
+        user_id=user,
+        phone=phone,
+        code="731905",
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    await publish_events(amqp_url, [code])
+
+    async def undelivered() -> bool:
+        rows = await mine(http, user)
+        return len(rows) == 1 and rows[0]["status"] == "failed"
+
+    await eventually(
+        undelivered, "the early 'undelivered' callback applied once the send is recorded"
+    )
+    [row] = await mine(http, user)
+    assert row["error"] == "SMS undelivered (Twilio error 30003)"
+    assert [m.to for m in twilio.messages].count(phone) == 1
 
 
 async def test_sms_code_callbacks_stop_and_help(
@@ -308,8 +342,12 @@ async def test_sms_code_callbacks_stop_and_help(
     )
     assert forged.status_code == 403
     assert forged.json()["error"] == "bad_signature"
-    [row] = await mine(http, user)
-    assert row["status"] == "sent"
+
+    async def recorded() -> bool:
+        rows = await mine(http, user)
+        return len(rows) == 1 and rows[0]["status"] == "sent"
+
+    await eventually(recorded, "the code recorded as sent")
     r = await http.get("/v1/notifications", headers=auth(user))
     assert r.json()[0]["error"] is None
 

@@ -3,15 +3,42 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from bson import ObjectId
+from prometheus_client import Counter
 from pymongo import ASCENDING, AsyncMongoClient
 from sonata_contracts.notifications import NotificationFailed, NotificationSent
 from sonata_messaging import Outbox, Transaction, run_in_transaction
 
 from sonata_notifications.adapters.documents import Notification
+from sonata_notifications.domain.model import Channel
 from sonata_notifications.service_layer.ports import Claimed
+
+SENT = Counter(
+    "sonata_notifications_sent_total", "Notifications handed to their provider.", ["channel"]
+)
+FAILED = Counter(
+    "sonata_notifications_failed_total",
+    "Notifications that failed for good, by channel and reason "
+    "(rejected, retries_exhausted, not_configured).",
+    ["channel", "reason"],
+)
+FAILURE_REASONS = ("rejected", "retries_exhausted", "not_configured")
+# Every series exists from the start, so a rate reads 0 rather than nothing before the first.
+for _channel in get_args(Channel):
+    SENT.labels(_channel)
+    for _reason in FAILURE_REASONS:
+        FAILED.labels(_channel, _reason)
+
+
+def failure_reason(error: str) -> str:
+    """A bounded label for the error texts service_layer.delivery records."""
+    if error.startswith("gave up after"):
+        return "retries_exhausted"
+    if error.endswith("channel is not configured"):
+        return "not_configured"
+    return "rejected"
 
 
 class MongoDeliveries:
@@ -44,8 +71,10 @@ class MongoDeliveries:
                 claimed.append(_claimed(row, attempts + 1))
         return claimed
 
-    async def _finish(self, claimed: Claimed, changes: dict[str, Any], event: Any) -> None:
-        async def record(tx: Transaction) -> None:
+    async def _finish(self, claimed: Claimed, changes: dict[str, Any], event: Any) -> bool:
+        """Record the outcome; False when the row was no longer ours (lease lost)."""
+
+        async def record(tx: Transaction) -> bool:
             result = await self.rows.update_one(
                 {"_id": ObjectId(claimed.id), "status": "sending", "attempts": claimed.attempts},
                 {"$set": changes, "$unset": {"lease_until": ""}},
@@ -53,8 +82,9 @@ class MongoDeliveries:
             )
             if result.modified_count and event is not None:
                 await tx.publish(event)
+            return bool(result.modified_count)
 
-        await run_in_transaction(self.client, record, outbox=self.outbox)
+        return await run_in_transaction(self.client, record, outbox=self.outbox)
 
     async def sent(
         self, claimed: Claimed, provider_id: str, content: dict[str, str], now: datetime
@@ -74,7 +104,8 @@ class MongoDeliveries:
             channel=claimed.channel,
             source_event_id=claimed.source_event_id,
         )
-        await self._finish(claimed, changes, event)
+        if await self._finish(claimed, changes, event):
+            SENT.labels(claimed.channel).inc()
 
     async def retry(self, claimed: Claimed, error: str, at: datetime, now: datetime) -> None:
         changes = {"status": "queued", "error": error, "next_attempt_at": at, "updated_at": now}
@@ -91,7 +122,8 @@ class MongoDeliveries:
             permanent=True,
             source_event_id=claimed.source_event_id,
         )
-        await self._finish(claimed, changes, event)
+        if await self._finish(claimed, changes, event):
+            FAILED.labels(claimed.channel, failure_reason(error)).inc()
 
 
 def _claimed(row: dict[str, Any], attempts: int) -> Claimed:

@@ -118,6 +118,23 @@ class SmsOptOut(Document):
         indexes: ClassVar[list[IndexModel]] = [IndexModel([("phone", ASCENDING)], unique=True)]
 
 
+class HeldSmsStatus(Document):
+    """A Twilio status callback for a message whose send is not recorded yet: applied when it
+    is, forgotten after a day if it never is."""
+
+    provider_id: str
+    status: str
+    error_code: str | None = None
+    received_at: datetime
+
+    class Settings:
+        name = "sms_held_statuses"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("provider_id", ASCENDING)]),
+            IndexModel([("received_at", ASCENDING)], expireAfterSeconds=86_400),
+        ]
+
+
 class AssignmentDue(Document):
     """An open assignment with a due date: the scheduler reminds the student before it."""
 
@@ -139,6 +156,7 @@ class AssignmentDue(Document):
 DOCUMENTS: list[type[Document]] = [
     AssignmentDue,
     Contact,
+    HeldSmsStatus,
     Notification,
     PreferenceRecord,
     PushSubscription,

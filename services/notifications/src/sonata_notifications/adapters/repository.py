@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from sonata_notifications.adapters.documents import (
     AssignmentDue,
     Contact,
+    HeldSmsStatus,
     Notification,
     PracticeDay,
     PreferenceRecord,
@@ -215,6 +216,26 @@ class MongoStore:
             {"provider_id": provider_id}, {"provider_status": 1}, session=self.s
         )
         return (row is not None, row.get("provider_status") if row else None)
+
+    async def hold_sms_status(
+        self, provider_id: str, status: str, error_code: str | None, now: datetime
+    ) -> None:
+        await HeldSmsStatus.get_pymongo_collection().insert_one(
+            {"provider_id": provider_id, "status": status, "error_code": error_code,
+             "received_at": now},
+            session=self.s,
+        )  # fmt: skip
+
+    async def held_sms_statuses(self, provider_id: str) -> list[tuple[str, str | None]]:
+        rows = HeldSmsStatus.get_pymongo_collection().find(
+            {"provider_id": provider_id}, session=self.s
+        )
+        return [(r["status"], r.get("error_code")) async for r in rows]
+
+    async def drop_held_sms_statuses(self, provider_id: str) -> None:
+        await HeldSmsStatus.get_pymongo_collection().delete_many(
+            {"provider_id": provider_id}, session=self.s
+        )
 
     async def set_provider_status(
         self, provider_id: str, expected: str | None, status: str, error: str | None, now: datetime

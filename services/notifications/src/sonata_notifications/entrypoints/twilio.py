@@ -43,7 +43,15 @@ async def status_callback(request: Request, runtime: RuntimeDep) -> Response:
                 MongoStore(tx.session), sid, status, form.get("ErrorCode"), datetime.now(UTC)
             )
 
-        await runtime.transaction(use_case)
+        async def release(tx: Transaction) -> int:
+            return await account.release_held_sms_statuses(
+                MongoStore(tx.session), sid, datetime.now(UTC)
+            )
+
+        if not await runtime.transaction(use_case):
+            # held (or stale): if the send was recorded meanwhile, after it looked for held
+            # callbacks, apply it now rather than never
+            await runtime.transaction(release)
     return Response(status_code=204)
 
 

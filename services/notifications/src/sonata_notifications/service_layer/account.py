@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 
 from sonata_notifications.domain.model import (
+    SMS_PROGRESS,
     Channel,
     Preferences,
     QuietHours,
@@ -101,10 +102,36 @@ async def update_preferences(
 async def sms_status_changed(
     store: Store, sid: str, status: str, error_code: str | None, now: datetime
 ) -> bool:
-    """Apply a Twilio status callback unless it would move the message backwards."""
+    """Apply a Twilio status callback unless it would move the message backwards. Twilio may
+    call back before the send is recorded here (its API answered, our write has not landed):
+    such a status is held and applied by ``release_held_sms_statuses`` once it is."""
+    applied = await _advance_sms(store, sid, status, error_code, now)
+    if applied is None:
+        await store.hold_sms_status(sid, status, error_code, now)
+    return bool(applied)
+
+
+async def release_held_sms_statuses(store: Store, sid: str, now: datetime) -> int:
+    """Apply the callbacks held for ``sid`` once its send is recorded; how many moved it."""
+    held = await store.held_sms_statuses(sid)
+    if not held or not (await store.provider_status(sid))[0]:
+        return 0
+    moved = 0
+    for status, error_code in sorted(held, key=lambda h: SMS_PROGRESS.get(h[0], 0)):
+        moved += bool(await _advance_sms(store, sid, status, error_code, now))
+    await store.drop_held_sms_statuses(sid)
+    return moved
+
+
+async def _advance_sms(
+    store: Store, sid: str, status: str, error_code: str | None, now: datetime
+) -> bool | None:
+    """True: applied; False: stale or unknown status; None: no message has this sid yet."""
     for _ in range(5):
         found, current = await store.provider_status(sid)
-        if not found or not sms_status_advances(current, status):
+        if not found:
+            return None
+        if not sms_status_advances(current, status):
             return False
         error = None
         if status in ("failed", "undelivered"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +40,7 @@ async def deliver_due(
     clock: Clock,
     policy: RetryPolicy,
     public_base_url: str,
+    sms_sent: Callable[[str], Awaitable[object]] | None = None,
 ) -> int:
     """Claim up to ``policy.batch`` due notifications and send them, ``policy.concurrency`` at
     a time; returns how many were claimed (0: nothing is due)."""
@@ -49,7 +50,9 @@ async def deliver_due(
 
     async def one(claimed: Claimed) -> None:
         async with gate:
-            await deliver(claimed, deliveries, senders, renderer, clock, policy, public_base_url)
+            await deliver(
+                claimed, deliveries, senders, renderer, clock, policy, public_base_url, sms_sent
+            )
 
     results = await asyncio.gather(*(one(c) for c in batch), return_exceptions=True)
     # A notification whose outcome could not be recorded keeps its lease and is retried when
@@ -68,8 +71,10 @@ async def deliver(
     clock: Clock,
     policy: RetryPolicy,
     public_base_url: str,
+    sms_sent: Callable[[str], Awaitable[object]] | None = None,
 ) -> None:
-    """Send one claimed notification and record how it went."""
+    """Send one claimed notification and record how it went; ``sms_sent`` is told the
+    provider id of each text once its send is recorded (status callbacks may precede it)."""
     sender = senders.get(claimed.channel)
     if sender is None:
         error = f"the {claimed.channel} channel is not configured"
@@ -104,3 +109,5 @@ async def deliver(
         if rendered.html is not None:
             content["html"] = rendered.html
         await deliveries.sent(claimed, provider_id, content, clock.now())
+        if claimed.channel == "sms" and sms_sent is not None:
+            await sms_sent(provider_id)

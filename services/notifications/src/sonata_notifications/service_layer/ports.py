@@ -87,6 +87,15 @@ class Store(Protocol):
         """Compare-and-set; False when another callback moved it first."""
         ...
 
+    async def hold_sms_status(
+        self, provider_id: str, status: str, error_code: str | None, now: datetime
+    ) -> None:
+        """Keep a callback that came before its message's send was recorded."""
+        ...
+
+    async def held_sms_statuses(self, provider_id: str) -> list[tuple[str, str | None]]: ...
+    async def drop_held_sms_statuses(self, provider_id: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Claimed:
