@@ -11,17 +11,22 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from sonata_contracts import ContractError, Event, UnknownEventError, parse_event
 
 from sonata_messaging.correlation import correlation_scope
-from sonata_messaging.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, EVENTS_FAILED
+from sonata_messaging.metrics import (
+    DEAD_LETTER_DEPTH,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_FAILED,
+)
 from sonata_messaging.outbox import Outbox
 from sonata_messaging.relay import RECOVERABLE, raise_if_cancelling
-from sonata_messaging.topology import declare_topology
+from sonata_messaging.topology import dead_queue_name, declare_topology
 from sonata_messaging.transaction import Transaction, run_in_transaction
 
 log = logging.getLogger("sonata.messaging.consumer")
@@ -69,6 +74,7 @@ class Consumer:
         retry_delay: float = 0.05,
         max_backoff: float = 5.0,
         conflict_patience: float = 120.0,
+        dead_letter_poll_interval: float = 5.0,
     ) -> None:
         self.service = service
         self.amqp_url = amqp_url
@@ -82,6 +88,7 @@ class Consumer:
         self.retry_delay = retry_delay
         self.max_backoff = max_backoff
         self.conflict_patience = conflict_patience
+        self.dead_letter_poll_interval = dead_letter_poll_interval
         self.binding_keys: list[str] = ["#"] if catch_all else sorted(self.handlers)
         self.consuming = False
 
@@ -109,16 +116,39 @@ class Consumer:
                     await channel.set_qos(prefetch_count=self.prefetch)
                     queue = await declare_topology(channel, self.service, self.binding_keys)
                     backoff = self.retry_delay
-                    async with queue.iterator() as messages:
-                        self.consuming = True
-                        async for message in messages:
-                            await self.handle(message)
+                    watcher = asyncio.create_task(self._watch_dead_letters(connection))
+                    try:
+                        async with queue.iterator() as messages:
+                            self.consuming = True
+                            async for message in messages:
+                                await self.handle(message)
+                    finally:
+                        watcher.cancel()
+                        await asyncio.gather(watcher, return_exceptions=True)
             except RECOVERABLE as exc:
                 self.consuming = False
                 raise_if_cancelling(exc)
                 log.warning("consumer %s: %s; reconnecting in %.1fs", self.service, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
+
+    async def _watch_dead_letters(self, connection: AbstractConnection) -> None:
+        """Keep ``sonata_dead_letter_queue_messages`` at the depth of ``<service>.dead``: a
+        passive declare on a channel of its own (a failed one closes only that channel)."""
+        name = dead_queue_name(self.service)
+        depth = DEAD_LETTER_DEPTH.labels(self.service, name)
+        while True:
+            try:
+                channel = await connection.channel()
+                async with channel:
+                    while True:
+                        queue = await channel.declare_queue(name, passive=True)
+                        depth.set(queue.declaration_result.message_count or 0)
+                        await asyncio.sleep(self.dead_letter_poll_interval)
+            except RECOVERABLE as exc:
+                raise_if_cancelling(exc)
+                log.warning("consumer %s: cannot read %s depth: %s", self.service, name, exc)
+                await asyncio.sleep(self.dead_letter_poll_interval)
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         with correlation_scope(message.correlation_id):
@@ -182,6 +212,7 @@ class Consumer:
             else:
                 await message.ack()
                 EVENTS_CONSUMED.labels(self.service, event.NAME, "applied").inc()
+                log.info("applied %s %s", event.NAME, event.id)
                 return
 
     async def _failed(

@@ -26,3 +26,8 @@ EVENTS_DEAD_LETTERED = Counter(
     "Messages rejected to the service's dead-letter queue.",
     ["service", "reason"],
 )
+DEAD_LETTER_DEPTH = Gauge(
+    "sonata_dead_letter_queue_messages",
+    "Messages waiting in the service's dead-letter queue <service>.dead (read every few s).",
+    ["service", "queue"],
+)

@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractExchange
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pymongo.errors import PyMongoError
 
+from sonata_messaging.correlation import correlation_scope
 from sonata_messaging.metrics import EVENTS_PUBLISHED, OUTBOX_OLDEST_AGE, PUBLISH_FAILED
 from sonata_messaging.outbox import Outbox
 from sonata_messaging.topology import declare_exchange
@@ -112,6 +113,8 @@ class OutboxRelay:
             await self._mark_published([row["_id"] for row in confirmed])
             for row in confirmed:
                 EVENTS_PUBLISHED.labels(self.outbox.service, row["name"]).inc()
+                with correlation_scope(row.get("correlation_id")):
+                    log.info("published %s %s", row["name"], row["_id"])
         for res in results:
             if isinstance(res, BaseException):
                 raise res

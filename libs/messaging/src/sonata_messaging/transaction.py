@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import AsyncMongoClient
@@ -23,6 +23,11 @@ class Transaction:
     session: AsyncClientSession
     outbox: Outbox | None = None
     published: int = 0
+    committed: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this transaction has committed (never if it aborts)."""
+        self.committed.append(callback)
 
     async def publish(self, event: Event) -> None:
         """Queue ``event`` in the outbox; it is published only if this transaction commits."""
@@ -53,6 +58,8 @@ async def run_in_transaction(
             else:
                 if outbox is not None and tx.published:
                     outbox.notify_committed()
+                for callback in tx.committed:
+                    callback()
                 return result
         await asyncio.sleep(0.005 * 2**attempt)
         attempt += 1

@@ -1,14 +1,13 @@
-"""Daily rollups of the domain events, updated in the consumer's transaction."""
+"""Events per name per UTC day, updated in the consumer's transaction."""
 
 from __future__ import annotations
-
-from datetime import UTC
 
 from prometheus_client import Counter
 from sonata_contracts import Event
 from sonata_messaging import Transaction
 
 from sonata_metrics.adapters.documents import DailyEventCount
+from sonata_metrics.domain.kpis import day_of
 
 DOMAIN_EVENTS = Counter(
     "sonata_domain_events_total", "Domain events seen on the bus, by name.", ["event"]
@@ -16,9 +15,8 @@ DOMAIN_EVENTS = Counter(
 
 
 async def count_event(event: Event, tx: Transaction) -> None:
-    day = event.occurred_at.astimezone(UTC).date().isoformat()
     await DailyEventCount.get_pymongo_collection().update_one(
-        {"day": day, "name": event.NAME},
+        {"day": day_of(event.occurred_at).isoformat(), "name": event.NAME},
         {"$inc": {"total": 1}},
         upsert=True,
         session=tx.session,
