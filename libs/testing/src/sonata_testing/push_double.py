@@ -41,6 +41,7 @@ class PushDouble:
         self.url = f"http://127.0.0.1:{self.port}"
         self.delivered: list[Delivered] = []
         self.answer: dict[str, int] = {}
+        self.refusals: list[tuple[str, int]] = []  # (endpoint, status) answered other than 201
         self._keys: dict[str, tuple[ec.EllipticCurvePrivateKey, bytes]] = {}
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
@@ -87,6 +88,8 @@ class PushDouble:
         if headers.get("content-encoding") != "aes128gcm" or "ttl" not in headers:
             return 400
         if status != 201:
+            with self.lock:
+                self.refusals.append((endpoint, status))
             return status
         private_key, auth = keys
         plain = http_ece.decrypt(body, private_key=private_key, auth_secret=auth)

@@ -225,6 +225,44 @@ async def test_one_click_unsubscribe_stops_that_kind_on_that_channel_only(
     assert (await http.post("/v1/unsubscribe/not-a-token")).status_code == 404
 
 
+async def test_a_browser_that_failed_for_a_while_gets_the_push_once_and_the_other_not_twice(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    push = doubles[2]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    laptop, phone = push.subscription(), push.subscription()
+    push.answer[phone["endpoint"]] = 503  # the phone's push service is down for now
+    for subscription in (laptop, phone):
+        r = await http.post("/v1/push/subscriptions", json=subscription, headers=auth(user))
+        assert r.status_code == 201
+    await publish_events(
+        amqp_url, [AchievementUnlocked(user_id=user, achievement="b", title="Both browsers")]
+    )
+
+    async def phone_refused() -> bool:
+        return bool(push.received(laptop["endpoint"])) and (phone["endpoint"], 503) in push.refusals
+
+    await eventually(phone_refused, "the push on the laptop, and the phone refusing it")
+    push.answer.pop(phone["endpoint"])  # the phone's push service is back
+
+    async def phone_has_it() -> bool:
+        return bool(push.received(phone["endpoint"]))
+
+    await eventually(phone_has_it, "the push on the phone after a retry")
+
+    async def sent() -> bool:
+        rows = [r for r in await mine(http, user) if r["channel"] == "push"]
+        return len(rows) == 1 and rows[0]["status"] == "sent"
+
+    await eventually(sent, "the push recorded as sent")
+    assert [d.payload["title"] for d in push.received(laptop["endpoint"])] == [
+        "Achievement unlocked: Both browsers"
+    ]
+    assert [d.payload["title"] for d in push.received(phone["endpoint"])] == [
+        "Achievement unlocked: Both browsers"
+    ]
+
+
 async def test_gone_push_subscription_is_dropped_and_the_failure_is_visible(
     service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
 ) -> None:

@@ -93,6 +93,22 @@ class PushSubscription(Document):
         ]
 
 
+class PushDelivery(Document):
+    """A browser that already took one notification: a retry after another browser's transient
+    failure skips it. Kept a week, longer than any retry runs."""
+
+    key: str  # the notification's idempotency key
+    endpoint: str
+    at: datetime
+
+    class Settings:
+        name = "push_deliveries"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("key", ASCENDING), ("endpoint", ASCENDING)], unique=True),
+            IndexModel([("at", ASCENDING)], expireAfterSeconds=7 * 86_400),
+        ]
+
+
 class PracticeDay(Document):
     """A local calendar day on which the learner played: no reminder that day."""
 
@@ -159,6 +175,7 @@ DOCUMENTS: list[type[Document]] = [
     HeldSmsStatus,
     Notification,
     PreferenceRecord,
+    PushDelivery,
     PushSubscription,
     PracticeDay,
     SmsOptOut,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
 from pywebpush import WebPushException, webpush
 
-from sonata_notifications.adapters.documents import PushSubscription
+from sonata_notifications.adapters.documents import PushDelivery, PushSubscription
 from sonata_notifications.domain.errors import PermanentSendError, TransientSendError
 from sonata_notifications.service_layer.ports import Outgoing
 
@@ -50,8 +53,17 @@ class WebPushSender:
             {"title": message.rendered.subject, "body": message.rendered.text, "kind": message.kind}
         )
         topic = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+        taken = {
+            d["endpoint"]
+            async for d in PushDelivery.get_pymongo_collection().find(
+                {"key": message.idempotency_key}, {"endpoint": 1}
+            )
+        }
         delivered, transient = 0, []
         for row in rows:
+            if row["endpoint"] in taken:  # an earlier attempt reached this browser
+                delivered += 1
+                continue
             info = {
                 "endpoint": row["endpoint"],
                 "keys": {"p256dh": row["p256dh"], "auth": row["auth"]},
@@ -72,8 +84,18 @@ class WebPushSender:
                 continue
             if 200 <= status < 300:
                 delivered += 1
+                await self._remember(message.idempotency_key, row["endpoint"])
+        if transient:
+            # retried for the browsers that failed; the ones reached are not sent it again
+            reached = f"reached {delivered} of {len(rows)} browsers; " if delivered else ""
+            raise TransientSendError((reached + "; ".join(transient))[:500])
         if delivered:
             return f"push:{delivered}/{len(rows)}"
-        if transient:
-            raise TransientSendError("; ".join(transient)[:500])
         raise PermanentSendError("every push subscription was refused or is gone")
+
+    @staticmethod
+    async def _remember(key: str, endpoint: str) -> None:
+        with suppress(DuplicateKeyError):  # a concurrent attempt recorded it first
+            await PushDelivery.get_pymongo_collection().insert_one(
+                {"key": key, "endpoint": endpoint, "at": datetime.now(UTC)}
+            )
