@@ -16,7 +16,7 @@ uv:
 
 .PHONY: install
 install: uv ## install uv (if missing), the whole workspace (SecantusDB included) and nginx
-	$(UV) sync --frozen
+	$(UV) sync --frozen --inexact  # --inexact: keeps the benchmark group `make bench` added
 	@bash deploy/local/ensure-nginx.sh
 
 .PHONY: run

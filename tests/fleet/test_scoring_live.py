@@ -45,6 +45,8 @@ from auth_fleet_support import (  # noqa: E402
     login,
     signup_verified,
 )
+from scoring_fleet_support import connect as _connect  # noqa: E402
+from scoring_fleet_support import recv as _recv  # noqa: E402
 from sonata_local.plan import SERVICES, Config, render_local_nginx  # noqa: E402
 
 pytestmark = pytest.mark.fleet
@@ -196,19 +198,6 @@ def _engine_judgements(score: dict[str, Any], events: list[dict[str, Any]]) -> l
         else:
             session.note_off(e["t"], e["pitch"])
     return json.loads(json.dumps(out))  # as the wire carries them
-
-
-async def _recv(ws: Any, kind: str, within: float = 15.0) -> dict[str, Any]:
-    while True:
-        msg: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
-        if msg["type"] == kind:
-            return msg
-        if msg["type"] in ("error", "refused"):
-            raise AssertionError(msg)
-
-
-def _connect(url: str, token: str, **kw: Any) -> Any:
-    return websockets.connect(url, subprotocols=["sonata.v1", f"bearer.{token}"], **kw)
 
 
 @pytest.fixture(scope="module")

@@ -405,3 +405,26 @@ async def test_outbox_age_rises_while_the_broker_is_unreachable_then_rows_go_out
     received = await bus.drain(observer)
     assert sorted(m.message_id or "" for m in received) == sorted(str(e.id) for e in events)
     assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in received)
+
+
+async def test_after_commit_callbacks_run_once_committed_and_never_after_an_abort(
+    client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    things = client[f"after_commit_{uid()}"].things
+    called: list[str] = []
+
+    async def commits(tx: Transaction) -> None:
+        await things.insert_one({"name": "kept"}, session=tx.session)
+        tx.after_commit(lambda: called.append("kept"))
+        assert called == []  # not before the commit
+
+    async def aborts(tx: Transaction) -> None:
+        await things.insert_one({"name": "dropped"}, session=tx.session)
+        tx.after_commit(lambda: called.append("dropped"))
+        raise LookupError("the use case fails")
+
+    await run_in_transaction(client, commits)
+    with pytest.raises(LookupError):
+        await run_in_transaction(client, aborts)
+    assert called == ["kept"]
+    assert [d["name"] async for d in things.find({})] == ["kept"]

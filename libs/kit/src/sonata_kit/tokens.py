@@ -52,11 +52,24 @@ class TokenVerifier:
         self.leeway = leeway
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
+        # Tokens already verified: (principal, exp, kid). Served again only while unexpired, with
+        # the key set fresh (else the full check refetches it) and their key still in it.
+        self._verified: dict[str, tuple[Principal, float, str]] = {}
+        self.max_verified = 10_000
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._lock = asyncio.Lock()
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires, key_id = known
+            fresh = self._fetched_at is not None and (
+                self._clock() - self._fetched_at <= self.cache_ttl
+            )
+            if fresh and key_id in self._keys and time.time() < expires + self.leeway:
+                return principal
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -93,7 +106,13 @@ class TokenVerifier:
             raise _invalid("signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise _invalid(f"invalid token: {exc}") from None
-        return _principal(claims)
+        principal = _principal(claims)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            if len(self._verified) >= self.max_verified:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = (principal, float(exp), kid)
+        return principal
 
     async def _key(self, kid: str) -> jwt.PyJWK:
         # With no keys yet, wait for a fetch already under way rather than answering 503.

@@ -17,6 +17,7 @@ from sonata_kit import (
     Principal,
     ServiceSettings,
     TokenVerifier,
+    Unauthorized,
     create_service_app,
     require_roles,
 )
@@ -273,3 +274,29 @@ async def test_requests_racing_the_first_key_fetch_all_wait_for_it(key: SigningK
         principals = await asyncio.gather(*(verifier.verify(tokens.sign()) for _ in range(20)))
         assert [p.user_id for p in principals] == ["user-1"] * 20
         assert server.requests == 1
+
+
+async def test_a_token_verified_before_is_refused_once_expired_or_its_key_withdrawn(
+    key: SigningKey,
+) -> None:
+    tokens = TokenFactory(key)
+    exp = int(time.time()) + 2
+    soon = tokens.sign({**tokens.claims(), "exp": exp})
+    other = SigningKey()
+    with JwksServer([key.jwk, other.jwk]) as server:
+        now = [0.0]
+        verifier = TokenVerifier(
+            server.url, "sonata-auth", "sonata", cache_ttl=300.0, clock=lambda: now[0]
+        )
+        assert (await verifier.verify(soon)).user_id == "user-1"
+        assert (await verifier.verify(soon)).user_id == "user-1"  # verified before
+        await asyncio.sleep(max(0.0, exp + 0.5 - time.time()))  # until its exp has passed
+        with pytest.raises(Unauthorized, match="token expired"):
+            await verifier.verify(soon)
+
+        later = TokenFactory(other).sign()
+        assert (await verifier.verify(later)).user_id == "user-1"
+        server.keys = [key.jwk]  # the other key is withdrawn; the key set goes stale
+        now[0] += 301
+        with pytest.raises(Unauthorized, match="unknown key id"):
+            await verifier.verify(later)

@@ -10,13 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.middleware import Middleware
 from pymongo.errors import DuplicateKeyError
 from sonata_kit import Runtime, create_service_app
 from sonata_messaging import Transaction
 
 from sonata_db.adapters.documents import DOCUMENTS
+from sonata_db.adapters.read_cache import ReadCache
 from sonata_db.adapters.scores import Limits
 from sonata_db.entrypoints import http_library, http_practice, http_teaching
+from sonata_db.entrypoints.cached import KeptAnswers
 from sonata_db.entrypoints.consumer import handlers
 from sonata_db.service_layer.pieces import parse_catalogue, seed_catalogue
 from sonata_db.service_layer.streaks import sweep_streaks
@@ -54,6 +57,11 @@ async def sweep_forever(runtime: Runtime, settings: LibrarySettings) -> None:
 def build_app(settings: LibrarySettings | None = None) -> FastAPI:
     settings = settings or LibrarySettings()
     limits = Limits(settings.max_upload_bytes, settings.max_score_notes, settings.max_score_bars)
+    reads = ReadCache(
+        settings.read_cache_ttl_s,
+        settings.read_cache_entries,
+        max_bytes=settings.read_cache_mb * 2**20,
+    )
 
     async def on_startup(runtime: Runtime) -> None:
         if not settings.seed_catalogue:
@@ -61,6 +69,7 @@ def build_app(settings: LibrarySettings | None = None) -> FastAPI:
         parsed = await to_thread.run_sync(parse_catalogue, limits)
 
         async def seed(tx: Transaction) -> list[str]:
+            reads.after_commit(tx, library=True)
             return await seed_catalogue(tx, parsed)
 
         try:
@@ -76,10 +85,13 @@ def build_app(settings: LibrarySettings | None = None) -> FastAPI:
         description="Pieces, practice sessions, performances, progress and assignments.",
         documents=DOCUMENTS,
         routers=[http_library.router, http_practice.router, http_teaching.router],
-        handlers=handlers(settings.mastery_threshold),
+        handlers=handlers(settings.mastery_threshold, reads),
         publishes=True,
         on_startup=on_startup,
     )
+    app.state.reads = reads
+    # innermost: inside the kit's request id and metrics middleware, before the routes
+    app.user_middleware.append(Middleware(KeptAnswers, reads=reads))
     kit_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

@@ -31,6 +31,13 @@ class LibrarySettings(ServiceSettings):
     streak_sweep_interval_s: float = Field(default=300.0, gt=0)
     # Tests start the sweep's clock here (it then runs at real speed); never set in production.
     streak_clock_start: AwareDatetime | None = None
+    # Read answers are kept in process until a write they depend on commits here (exact with one
+    # db process, as deployed); this bounds how long today's date rolling over, a plan running
+    # out, or a write committed by another db process on the same database takes to show.
+    # 0 turns the cache off.
+    read_cache_ttl_s: float = Field(default=30.0, ge=0)
+    read_cache_entries: int = Field(default=20_000, ge=0)
+    read_cache_mb: int = Field(default=64, ge=1)
 
     def free_limits(self) -> PlanLimits:
         return PlanLimits(

@@ -74,6 +74,9 @@ def library(
         "AUTH_JWKS_URL": jwks.url,
         "MAX_UPLOAD_BYTES": "200000",
         "LOG_LEVEL": "WARNING",
+        # Kept answers never expire here: every write these tests read back must show through
+        # the cache's invalidation alone.
+        "READ_CACHE_TTL_S": "3600",
     }
     service = ServiceProcess(
         "db", "sonata_db.main:create_app", env, log_dir=tmp_path_factory.mktemp("db-api")

@@ -10,7 +10,7 @@ from sonata_kit import Principal, require_roles
 from sonata_db.settings import LibrarySettings
 
 
-def get_settings(request: Request) -> LibrarySettings:
+async def get_settings(request: Request) -> LibrarySettings:
     return cast(LibrarySettings, request.app.state.settings)
 
 

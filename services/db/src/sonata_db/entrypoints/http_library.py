@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sonata_kit import CurrentPrincipal, Forbidden, RuntimeDep, Unprocessable
 from sonata_messaging import Transaction
@@ -14,6 +14,7 @@ from sonata_db.adapters.documents import PieceDoc
 from sonata_db.adapters.scores import Limits, ParsedScore, assign_hands, parse_score, to_json
 from sonata_db.domain.errors import InvalidPieceError
 from sonata_db.domain.library import BarRange
+from sonata_db.entrypoints.cached import NOT_MODIFIED, Reads, cached_json
 from sonata_db.entrypoints.deps import Settings, Teacher
 from sonata_db.entrypoints.schemas import PieceChanges, PieceOut, PiecePage, SectionIn
 from sonata_db.service_layer import pieces
@@ -21,6 +22,9 @@ from sonata_db.service_layer.access import is_admin, teachers_of
 
 router = APIRouter(prefix="/v1", tags=["library"])
 _SECTIONS = TypeAdapter(list[SectionIn])
+_PAGE = TypeAdapter(PiecePage)
+_PIECE = TypeAdapter(PieceOut)
+_SCORE = TypeAdapter(dict[str, Any])
 
 
 def _sections(raw: str | None) -> list[BarRange] | None:
@@ -49,6 +53,7 @@ async def upload_piece(
     principal: Teacher,
     runtime: RuntimeDep,
     settings: Settings,
+    reads: Reads,
     file: Annotated[UploadFile, File(description="MusicXML (.musicxml, .xml, .mxl) or MIDI")],
     title: Annotated[str | None, Form(max_length=200)] = None,
     composer: Annotated[str | None, Form(max_length=200)] = None,
@@ -88,14 +93,17 @@ async def upload_piece(
     score = to_json(parsed.score)
 
     async def use_case(tx: Transaction) -> PieceDoc:
+        reads.after_commit(tx, library=True)
         return await pieces.create_piece(tx, piece, score)
 
     return PieceOut.of(await runtime.transaction(use_case))
 
 
-@router.get("/pieces")
+@router.get("/pieces", response_model=PiecePage, responses=NOT_MODIFIED)
 async def list_pieces(
+    request: Request,
     principal: CurrentPrincipal,
+    reads: Reads,
     q: Annotated[str | None, Query(max_length=100, description="title, composer or tag")] = None,
     level: Annotated[int | None, Query(ge=1, le=10)] = None,
     min_level: Annotated[int | None, Query(ge=1, le=10)] = None,
@@ -105,7 +113,7 @@ async def list_pieces(
     scope: Literal["all", "public", "mine"] = "all",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> PiecePage:
+) -> Response:
     query = pieces.PieceQuery(
         text=q or None,
         level=level,
@@ -117,38 +125,62 @@ async def list_pieces(
         page=page,
         page_size=page_size,
     )
-    items, total = await pieces.search_pieces(
-        query, principal, await teachers_of(principal.user_id)
-    )
-    return PiecePage(
-        items=[PieceOut.of(p) for p in items], total=total, page=page, page_size=page_size
-    )
+
+    async def compute() -> PiecePage:
+        items, total = await pieces.search_pieces(
+            query, principal, await teachers_of(principal.user_id)
+        )
+        return PiecePage(
+            items=[PieceOut.of(p) for p in items], total=total, page=page, page_size=page_size
+        )
+
+    return await cached_json(request, principal, reads, _PAGE, compute)
 
 
-@router.get("/pieces/{piece_id}", responses={404: {"description": "unknown or not yours"}})
-async def get_piece(piece_id: str, principal: CurrentPrincipal) -> PieceOut:
-    return PieceOut.of(await pieces.load_piece(piece_id, principal))
+@router.get(
+    "/pieces/{piece_id}",
+    response_model=PieceOut,
+    responses={404: {"description": "unknown or not yours"}, **NOT_MODIFIED},
+)
+async def get_piece(
+    piece_id: str, request: Request, principal: CurrentPrincipal, reads: Reads
+) -> Response:
+    async def compute() -> PieceOut:
+        return PieceOut.of(await pieces.load_piece(piece_id, principal))
+
+    return await cached_json(request, principal, reads, _PIECE, compute)
 
 
-@router.get("/pieces/{piece_id}/score", responses={404: {"description": "unknown"}})
+@router.get(
+    "/pieces/{piece_id}/score",
+    response_model=dict[str, Any],
+    responses={404: {"description": "unknown"}, **NOT_MODIFIED},
+)
 async def get_score(
     piece_id: str,
+    request: Request,
     principal: CurrentPrincipal,
+    reads: Reads,
     version: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The score in the engine's JSON note shape."""
-    piece = await pieces.load_piece(piece_id, principal)
-    return await pieces.piece_score(piece, version)
+
+    async def compute() -> dict[str, Any]:
+        piece = await pieces.load_piece(piece_id, principal)
+        return await pieces.piece_score(piece, version)
+
+    return await cached_json(request, principal, reads, _SCORE, compute)
 
 
 @router.patch("/pieces/{piece_id}", responses={403: {}, 404: {}, 422: {}})
 async def change_piece(
-    piece_id: str, body: PieceChanges, principal: Teacher, runtime: RuntimeDep
+    piece_id: str, body: PieceChanges, principal: Teacher, runtime: RuntimeDep, reads: Reads
 ) -> PieceOut:
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None}
 
     async def use_case(tx: Transaction) -> PieceDoc:
+        reads.after_commit(tx, library=True)
         return await pieces.update_piece(tx, piece_id, principal, changes)
 
     try:
@@ -158,8 +190,11 @@ async def change_piece(
 
 
 @router.delete("/pieces/{piece_id}", status_code=204, responses={403: {}, 404: {}})
-async def withdraw_piece(piece_id: str, principal: Teacher, runtime: RuntimeDep) -> Response:
+async def withdraw_piece(
+    piece_id: str, principal: Teacher, runtime: RuntimeDep, reads: Reads
+) -> Response:
     async def use_case(tx: Transaction) -> None:
+        reads.after_commit(tx, library=True)
         await pieces.withdraw_piece(tx, piece_id, principal, "withdrawn_by_owner")
 
     await runtime.transaction(use_case)

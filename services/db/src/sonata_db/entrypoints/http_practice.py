@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 from sonata_kit import CurrentPrincipal, NotFound, RuntimeDep, Unprocessable
 from sonata_messaging import Transaction
 
@@ -16,6 +17,7 @@ from sonata_db.adapters.documents import LearnerProfile, PieceDoc, PieceVersion,
 from sonata_db.adapters.rendering import piano_roll
 from sonata_db.adapters.scores import from_json, performance_midi, performed_notes
 from sonata_db.domain.progress import known_timezone
+from sonata_db.entrypoints.cached import NOT_MODIFIED, Reads, cached_json
 from sonata_db.entrypoints.deps import Settings
 from sonata_db.entrypoints.schemas import (
     AssignmentOut,
@@ -29,7 +31,13 @@ from sonata_db.service_layer.privacy import export_user
 from sonata_db.service_layer.teaching import assignments_of_student
 
 router = APIRouter(prefix="/v1/me", tags=["practice"])
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found or not yours"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "not found or not yours"},
+    **NOT_MODIFIED,
+}
+_OBJECT = TypeAdapter(dict[str, Any])
+_PAGE = TypeAdapter(PerformancePage)
+_ASSIGNMENTS = TypeAdapter(list[AssignmentOut])
 
 
 @router.get("/profile")
@@ -40,7 +48,7 @@ async def get_profile(principal: CurrentPrincipal) -> ProfileOut:
 
 @router.put("/profile", responses={422: {"description": "unknown timezone"}})
 async def put_profile(
-    body: ProfileIn, principal: CurrentPrincipal, runtime: RuntimeDep
+    body: ProfileIn, principal: CurrentPrincipal, runtime: RuntimeDep, reads: Reads
 ) -> ProfileOut:
     if not known_timezone(body.timezone):
         raise Unprocessable(
@@ -49,6 +57,7 @@ async def put_profile(
         )
 
     async def use_case(tx: Transaction) -> LearnerProfile:
+        reads.after_commit(tx, users=[principal.user_id])
         profile = await LearnerProfile.find_one(
             LearnerProfile.user_id == principal.user_id, session=tx.session
         ) or LearnerProfile(user_id=principal.user_id)
@@ -62,25 +71,38 @@ async def put_profile(
     return ProfileOut(**saved.model_dump(include=set(ProfileOut.model_fields)))
 
 
-@router.get("/performances")
+@router.get("/performances", response_model=PerformancePage, responses=NOT_MODIFIED)
 async def list_performances(
+    request: Request,
     principal: CurrentPrincipal,
+    reads: Reads,
     piece_id: Annotated[str | None, Query(max_length=64)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> PerformancePage:
-    items, total = await progress.history(principal.user_id, piece_id, page, page_size)
-    return PerformancePage(items=items, total=total, page=page, page_size=page_size)
+) -> Response:
+    async def compute() -> PerformancePage:
+        items, total = await progress.history(principal.user_id, piece_id, page, page_size)
+        return PerformancePage(items=items, total=total, page=page, page_size=page_size)
+
+    return await cached_json(request, principal, reads, _PAGE, compute)
 
 
-@router.get("/performances/{performance_id}", responses=_NOT_FOUND)
+@router.get("/performances/{performance_id}", response_model=dict[str, Any], responses=_NOT_FOUND)
 async def get_performance(
-    performance_id: str, principal: CurrentPrincipal, settings: Settings
-) -> dict[str, Any]:
+    performance_id: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    settings: Settings,
+    reads: Reads,
+) -> Response:
     """The full report needs a plan with full reports; otherwise the summary and the reason."""
-    return await progress.performance_view(
-        principal.user_id, performance_id, datetime.now(UTC), settings.free_limits()
-    )
+
+    async def compute() -> dict[str, Any]:
+        return await progress.performance_view(
+            principal.user_id, performance_id, datetime.now(UTC), settings.free_limits()
+        )
+
+    return await cached_json(request, principal, reads, _OBJECT, compute)
 
 
 @router.get(
@@ -115,9 +137,18 @@ async def get_performance_midi(performance_id: str, principal: CurrentPrincipal)
     )
 
 
-@router.get("/progress")
-async def get_progress(principal: CurrentPrincipal, settings: Settings) -> dict[str, Any]:
-    view = await progress.overview(principal.user_id, settings.mastery_threshold)
+@router.get("/progress", response_model=dict[str, Any], responses=NOT_MODIFIED)
+async def get_progress(
+    request: Request, principal: CurrentPrincipal, settings: Settings, reads: Reads
+) -> Response:
+    async def compute() -> dict[str, Any]:
+        return await _overview(principal.user_id, settings.mastery_threshold)
+
+    return await cached_json(request, principal, reads, _OBJECT, compute)
+
+
+async def _overview(user_id: str, threshold: float) -> dict[str, Any]:
+    view = await progress.overview(user_id, threshold)
     rec = view.recommendation
     return {
         "pieces": view.pieces,
@@ -133,17 +164,20 @@ async def get_progress(principal: CurrentPrincipal, settings: Settings) -> dict[
     }
 
 
-@router.get("/progress/{piece_id}", responses=_NOT_FOUND)
+@router.get("/progress/{piece_id}", response_model=dict[str, Any], responses=_NOT_FOUND)
 async def get_piece_progress(
-    piece_id: str, principal: CurrentPrincipal, settings: Settings
-) -> dict[str, Any]:
-    rows = await progress.summaries(principal.user_id, piece_id)
-    if not rows:
-        raise NotFound("no performance of this piece yet", code="not_practised")
-    return {
-        **progress.piece_progress(rows, piece_id, settings.mastery_threshold),
-        "heatmap": progress.heatmap(rows, piece_id),
-    }
+    piece_id: str, request: Request, principal: CurrentPrincipal, settings: Settings, reads: Reads
+) -> Response:
+    async def compute() -> dict[str, Any]:
+        rows = await progress.summaries(principal.user_id, piece_id)
+        if not rows:
+            raise NotFound("no performance of this piece yet", code="not_practised")
+        return {
+            **progress.piece_progress(rows, piece_id, settings.mastery_threshold),
+            "heatmap": progress.heatmap(rows, piece_id),
+        }
+
+    return await cached_json(request, principal, reads, _OBJECT, compute)
 
 
 @router.get("/skill-path")
@@ -181,9 +215,12 @@ async def get_achievements(principal: CurrentPrincipal) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/assignments")
-async def my_assignments(principal: CurrentPrincipal) -> list[AssignmentOut]:
-    return [AssignmentOut.of(a) for a in await assignments_of_student(principal.user_id)]
+@router.get("/assignments", response_model=list[AssignmentOut], responses=NOT_MODIFIED)
+async def my_assignments(request: Request, principal: CurrentPrincipal, reads: Reads) -> Response:
+    async def compute() -> list[AssignmentOut]:
+        return [AssignmentOut.of(a) for a in await assignments_of_student(principal.user_id)]
+
+    return await cached_json(request, principal, reads, _ASSIGNMENTS, compute)
 
 
 @router.get("/export")

@@ -10,6 +10,7 @@ from sonata_kit import CurrentPrincipal, Principal, RuntimeDep
 from sonata_messaging import Transaction
 
 from sonata_db.adapters.documents import Assignment, Invite, Link
+from sonata_db.entrypoints.cached import Reads
 from sonata_db.entrypoints.deps import Parent, Settings, TeacherOnly
 from sonata_db.entrypoints.schemas import (
     AssignmentIn,
@@ -47,12 +48,13 @@ async def create_invite(
 
 @router.post("/invites/{code}/accept", responses={403: {}, 404: {}, 409: {}})
 async def accept_invite(
-    code: str, principal: CurrentPrincipal, runtime: RuntimeDep, settings: Settings
+    code: str, principal: CurrentPrincipal, runtime: RuntimeDep, settings: Settings, reads: Reads
 ) -> LinkOut:
     """Link the caller to the inviter; a teacher whose plan's seats are all taken gets a 403."""
     free = settings.free_limits()
 
     async def use_case(tx: Transaction) -> Link:
+        reads.after_commit(tx, library=True)  # a link opens the teacher's private pieces
         return await teaching.accept_invite(tx, principal, code, free)
 
     link = await runtime.transaction(use_case)
@@ -61,11 +63,12 @@ async def accept_invite(
 
 @router.post("/assignments", status_code=201, responses={403: {}, 404: {}, 422: {}})
 async def create_assignment(
-    body: AssignmentIn, principal: TeacherOnly, runtime: RuntimeDep
+    body: AssignmentIn, principal: TeacherOnly, runtime: RuntimeDep, reads: Reads
 ) -> AssignmentOut:
     data = teaching.NewAssignment(**body.model_dump())
 
     async def use_case(tx: Transaction) -> Assignment:
+        reads.after_commit(tx, users=[data.student_id, principal.user_id])
         return await teaching.create_assignment(tx, principal, data)
 
     return AssignmentOut.of(await runtime.transaction(use_case))

@@ -216,7 +216,6 @@ async def search_pieces(
     if query.tags:
         filters.append({"tags": {"$all": [t.strip().lower() for t in query.tags]}})
     where = {"$and": filters}
-    total = await PieceDoc.find(where).count()
     items = (
         await PieceDoc.find(where)
         .sort("+level", "+title", "+piece_id")
@@ -224,7 +223,9 @@ async def search_pieces(
         .limit(query.page_size)
         .to_list()
     )
-    return items, total
+    if query.page == 1 and len(items) < query.page_size:
+        return items, len(items)  # the whole result is on this page: no count needed
+    return items, await PieceDoc.find(where).count()
 
 
 def catalogue_entries() -> list[dict[str, Any]]:

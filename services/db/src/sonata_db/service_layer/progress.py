@@ -44,14 +44,16 @@ async def history(
     if piece_id is not None:
         where["piece_id"] = piece_id
     collection = PerformanceRecord.get_pymongo_collection()
-    total = await collection.count_documents(where)
     cursor = (
         collection.find(where, {"_id": 0})
         .sort("finished_at", -1)
         .skip((page - 1) * page_size)
         .limit(page_size)
     )
-    return [row async for row in cursor], total
+    rows = [row async for row in cursor]
+    if page == 1 and len(rows) < page_size:
+        return rows, len(rows)  # the whole history is on this page: no count needed
+    return rows, await collection.count_documents(where)
 
 
 async def performance_of(
@@ -168,9 +170,20 @@ FULL_REPORT_LOCKED = (
 async def performance_view(
     user_id: str, performance_id: str, now: datetime, free: PlanLimits
 ) -> dict[str, Any]:
-    """One performance: with its full report if the plan includes it, else the summary."""
-    record, report = await performance_of(user_id, performance_id)
+    """One performance: with its full report if the plan includes it, else the summary (the
+    report, the one large document, is then not even read)."""
+    record = await PerformanceRecord.find_one(
+        PerformanceRecord.performance_id == performance_id,
+        PerformanceRecord.user_id == user_id,
+    )
+    if record is None:
+        raise NotFound("no such performance", code="performance_not_found")
     view = record.model_dump(mode="json", exclude={"id", "revision_id"})
-    if (await limits_of(user_id, now, free)).full_reports:
-        return {**view, "full_report": True, "report": report}
-    return {**view, "full_report": False, "report": None, "reason": FULL_REPORT_LOCKED}
+    if not (await limits_of(user_id, now, free)).full_reports:
+        return {**view, "full_report": False, "report": None, "reason": FULL_REPORT_LOCKED}
+    stored = await PerformanceReport.get_pymongo_collection().find_one(
+        {"performance_id": performance_id, "user_id": user_id}, {"_id": 0, "report": 1}
+    )
+    if stored is None:
+        raise NotFound("no such performance", code="performance_not_found")
+    return {**view, "full_report": True, "report": stored["report"]}
