@@ -8,7 +8,12 @@ From a performance and its ground truth, at a fixed seed:
   later; the ground truth gains an insertion.
 
 A new or shifted pitch never lands on a key already struck within ``COLLISION_S``: one key
-cannot sound twice at once, and a real keyboard would not report it.
+cannot sound twice at once, and a real keyboard would not report it. Nor does it land on the
+pitch a shifted note had there: an extra note restoring a wrong note's written pitch would be
+heard as that note played right, and the ground truth could not call it missed. A wrong note
+never lands on a pitch written at the same onset (its chord, a grace note before it): played,
+that is the other note played right and this one missed, not a wrong note (the learner
+simulator follows the same rule).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def inject(
     """A copy of ``case`` with ``rate`` of each chosen kind of error injected."""
     rng = np.random.default_rng(case_seed(seed, case.name))
     perf = case.perf.copy()
+    written = perf["pitch"].copy()  # the pitches as played before any shift
     truth: set[Triple] = set(case.truth)
     substitutions = set(case.substitutions)
     matched = {pid: sid for label, sid, pid in truth if label == "match" and pid and sid}
@@ -59,14 +65,17 @@ def inject(
         keep[i] = False
 
     if wrong:
+        chord = _written_chords(case)
         shifted = 0
         for i in candidates[len(drop) :]:
             if shifted == n_each:
                 break
-            new_pitch = _free_pitch(perf, i, rng, (-2, -1, 1, 2))
+            pid = str(perf["id"][i])
+            new_pitch = _free_pitch(
+                perf, i, rng, (-2, -1, 1, 2), before=written, avoid=chord.get(matched[pid])
+            )
             if new_pitch is None:
                 continue
-            pid = str(perf["id"][i])
             perf["pitch"][i] = new_pitch
             truth.discard(("match", matched[pid], pid))
             truth.add(("insertion", None, pid))
@@ -84,7 +93,7 @@ def inject(
             attempts += 1
             j = int(rng.integers(len(perf)))
             onset = float(perf["onset_s"][j]) + float(rng.uniform(0.0, 0.06))
-            pitch = _free_pitch(perf, j, rng, steps, at=onset, also=added)
+            pitch = _free_pitch(perf, j, rng, steps, at=onset, also=added, before=written)
             if pitch is None:
                 continue
             pid = _fresh_id(taken, len(added))
@@ -114,11 +123,17 @@ def _free_pitch(
     *,
     at: float | None = None,
     also: list[tuple[str, int, float, float, int, int]] | None = None,
+    before: npt.NDArray[np.integer] | None = None,
+    avoid: set[int] | None = None,
 ) -> int | None:
-    """A pitch ``perf[j]``'s pitch + one of ``steps`` that no note near ``at`` already uses."""
+    """A pitch ``perf[j]``'s pitch + one of ``steps`` that no note near ``at`` uses, or used
+    before it was shifted (``before``: the pitches of ``perf`` before any shift)."""
     onset = float(perf["onset_s"][j]) if at is None else at
     near = np.abs(perf["onset_s"] - onset) < COLLISION_S
     busy = {int(p) for p in perf["pitch"][near]}
+    if before is not None:
+        busy.update(int(p) for p in before[near])
+    busy |= avoid or set()
     busy.update(p for _, p, t, *_ in also or () if abs(t - onset) < COLLISION_S)
     base = int(perf["pitch"][j])
     for step in rng.permutation(np.array(steps)):
@@ -126,6 +141,20 @@ def _free_pitch(
         if LOWEST <= pitch <= HIGHEST and pitch not in busy:
             return pitch
     return None
+
+
+def _written_chords(case: Case) -> dict[str, set[int]]:
+    """Per score note: the pitches written at its onset (its chord, grace notes included)."""
+    score = case.peer_score
+    if len(score) == 0 or "onset_quarter" not in (score.dtype.names or ()):
+        return {}
+    by_onset: dict[float, set[int]] = {}
+    for q, p in zip(score["onset_quarter"].tolist(), score["pitch"].tolist(), strict=True):
+        by_onset.setdefault(float(q), set()).add(int(p))
+    return {
+        str(sid): by_onset[float(q)]
+        for sid, q in zip(score["id"].tolist(), score["onset_quarter"].tolist(), strict=True)
+    }
 
 
 def _fresh_id(taken: set[str], k: int) -> str:

@@ -71,6 +71,26 @@ def test_extra_notes_sit_near_a_played_note_without_doubling_a_key() -> None:
     assert np.all(np.diff(out.perf["onset_s"]) >= 0)
 
 
+def test_no_new_note_restores_the_written_pitch_of_a_wrong_note() -> None:
+    # chords of three keys: many wrong and extra notes, each with its neighbours close by
+    n = 90
+    perf = np.zeros(n, dtype=PERF_NOTE_DTYPE)
+    perf["id"] = [f"n{k}" for k in range(n)]
+    perf["pitch"] = [60 + (k % 3) * 2 + (k // 3) % 5 for k in range(n)]
+    perf["onset_s"] = (np.arange(n) // 3) * 0.3 + (np.arange(n) % 3) * 0.01
+    perf["offset_s"] = perf["onset_s"] + 0.25
+    perf["velocity"] = 64
+    truth: set[Triple] = {("match", f"s{k}", f"n{k}") for k in range(n)}
+    base = Case("chords_p01", "chords", perf, [], truth, set(), np.zeros(0, dtype=[("id", "U32")]))
+    written = {str(x["id"]): (int(x["pitch"]), float(x["onset_s"])) for x in perf}
+    for seed in range(10):
+        out = inject(base, 0.15, seed)
+        for _, pid in out.substitutions:
+            pitch, onset = written[pid]
+            near = np.abs(out.perf["onset_s"] - onset) < 0.1
+            assert pitch not in out.perf["pitch"][near].tolist(), (seed, pid)
+
+
 def test_the_same_seed_gives_the_same_performance_and_another_does_not() -> None:
     base = _case()
     a, b, c = inject(base, 0.1, 7), inject(base, 0.1, 7), inject(base, 0.1, 8)

@@ -107,6 +107,13 @@ class ScoreGraph:
     g_bar_start_arr: npt.NDArray[np.bool_]  # the group opens its bar
     g_measure_arr: npt.NDArray[np.int64]  # the group's bar, played order
     g_chord_arr: npt.NDArray[np.int64]  # the group's pitch set as a number (equal sets, equal)
+    #: per note, as plain numbers for the per-note judgements: printed bar, beat, onset in
+    #: quarters, marked velocity, hand
+    measure: list[int]
+    beat: list[float]
+    onset_q: list[float]
+    velocity_mark: list[int]
+    hand: list[int]
 
     @property
     def n_groups(self) -> int:
@@ -185,6 +192,11 @@ class ScoreGraph:
                 np.left_shift(np.int64(1), notes["pitch"].astype(np.int64) % 63), g_first
             )
             + np.add.reduceat(notes["pitch"].astype(np.int64), g_first) * (1 << 20),
+            measure=[int(m) for m in notes["measure"].tolist()],
+            beat=[float(b) for b in notes["beat"].tolist()],
+            onset_q=q,
+            velocity_mark=[int(v) for v in notes["velocity_mark"].tolist()],
+            hand=[int(h) for h in notes["hand"].tolist()],
         )
 
     def candidates(self, pitch: int, g_lo: int, g_hi: int) -> list[int]:
@@ -202,8 +214,7 @@ class ScoreGraph:
 
     def position_of_group(self, g: int) -> Position:
         i = self.g_first[g]
-        row = self.notes[i]
-        return Position(measure=int(row["measure"]), beat=float(row["beat"]), onset_q=self.g_q[g])
+        return Position(measure=self.measure[i], beat=self.beat[i], onset_q=self.g_q[g])
 
     def note_name(self, i: int) -> str:
         return pitch_name(self.pitch[i])

@@ -27,6 +27,12 @@ class TempoTracker:
         self._hi = math.log(spq * RANGE)
         self._steps: deque[tuple[float, float]] = deque(maxlen=WINDOW)
 
+    def copy(self) -> TempoTracker:
+        other = TempoTracker.__new__(TempoTracker)
+        other._log_spq, other._lo, other._hi = self._log_spq, self._lo, self._hi
+        other._steps = deque(self._steps, maxlen=WINDOW)
+        return other
+
     @property
     def spq(self) -> float:
         """Seconds per quarter."""

@@ -213,6 +213,93 @@ def test_jump_back_or_ahead_is_followed_within_three_notes(stop: int, resume: in
     assert notes_until_back_on_place(after, expected) <= 3, [j.reason for j in after]
 
 
+# -- after a break: restarting the bar, going back, or carrying on after a slip --------
+
+# Two voices: the melody above a bass note on every beat, so bars have chords to tell apart.
+BASS = [48, 43, 45, 41, 48, 43, 45, 41]
+
+
+def chord_score() -> tuple[list[list[int]], dict[tuple[float, int], str], LiveSession]:
+    rows: list[tuple[float, int] | tuple[float, int, int]] = []
+    chords: list[list[int]] = []
+    for i, p in enumerate(MELODY):
+        bass = BASS[(i // 4) % len(BASS)] - (i % 4)
+        rows += [(float(i), p, 0), (float(i), bass, 1)]
+        chords.append([bass, p])
+    score = make_score(rows)
+    return chords, ids_of(score), LiveSession(score)
+
+
+def play_beats(
+    s: LiveSession, chords: list[list[int]], beats: range, t: float
+) -> tuple[list[Judgement], float]:
+    out: list[Judgement] = []
+    for b in beats:
+        for k, p in enumerate(chords[b]):
+            out.extend(j for j in s.note_on(t + 0.01 * k, p, 80) if j.kind != "missed")
+        t += SPQ
+    return out, t
+
+
+def wrong_before_right(said: list[Judgement], expected: list[str]) -> int:
+    right = [j.kind == "correct" and j.score_id == e for j, e in zip(said, expected, strict=True)]
+    return next(k for k in range(len(right)) if all(right[k:]))
+
+
+def expected_ids(
+    chords: list[list[int]], ids: dict[tuple[float, int], str], beats: range
+) -> list[str]:
+    return [ids[(float(b), p)] for b in beats for p in chords[b]]
+
+
+def test_restarting_the_bar_after_a_pause_is_followed_from_the_second_note() -> None:
+    chords, ids, s = chord_score()
+    _, t = play_beats(s, chords, range(0, 14), 0.0)  # into bar 4
+    said, _ = play_beats(s, chords, range(12, 20), t + 0.8)  # bar 4 again, and on
+    expected = expected_ids(chords, ids, range(12, 20))
+    back = wrong_before_right(said, expected)
+    assert back <= 1, [j.reason for j in said]
+    assert "after a jump" in said[back].reason
+
+
+def test_going_back_two_bars_after_a_pause_is_followed_within_three_notes() -> None:
+    chords, ids, s = chord_score()
+    _, t = play_beats(s, chords, range(0, 24), 0.0)  # bars 1-6
+    said, _ = play_beats(s, chords, range(8, 16), t + 1.0)  # bar 3 again
+    expected = expected_ids(chords, ids, range(8, 16))
+    assert wrong_before_right(said, expected) <= 3, [j.reason for j in said]
+
+
+def test_a_slip_after_a_pause_does_not_move_the_place() -> None:
+    chords, ids, s = chord_score()
+    _, t = play_beats(s, chords, range(0, 10), 0.0)
+    t += 0.8
+    # a stray key that opens bar 2 (the right hand's first note there), then playing on
+    slip = s.note_on(t, chords[4][1], 80)
+    said, _ = play_beats(s, chords, range(10, 16), t + 0.2)
+    assert slip[0].kind != "correct" or slip[0].score_id != ids[(4.0, chords[4][1])]
+    expected = expected_ids(chords, ids, range(10, 16))
+    assert wrong_before_right(said, expected) == 0, [j.reason for j in said]
+
+
+def test_skipping_bars_ahead_gives_no_missed_notice_per_note_but_the_report_counts_them() -> None:
+    chords, ids, s = chord_score()
+    _, t = play_beats(s, chords, range(0, 10), 0.0)
+    t += 1.0
+    heard: list[Judgement] = []
+    for b in range(20, 28):  # bars 6-7: the learner skipped the rest of bar 3 and bars 4-5
+        for k, p in enumerate(chords[b]):
+            heard.extend(s.note_on(t + 0.01 * k, p, 80))
+        t += SPQ
+    played = [j for j in heard if j.kind != "missed"]
+    assert wrong_before_right(played, expected_ids(chords, ids, range(20, 28))) <= 3
+    skipped = set(expected_ids(chords, ids, range(10, 20)))
+    assert not [j.score_id for j in heard if j.kind == "missed" and j.score_id in skipped]
+    report = s.finish()
+    missed = set(report.notes["score_id"][report.notes["kind"] == "missed"].tolist())
+    assert skipped <= missed
+
+
 def test_half_speed_and_a_long_pause_keep_place() -> None:
     score = melody_score()
     s = LiveSession(score)

@@ -7,7 +7,10 @@ would skip plus how far its expected time is from the arrival time. The cheapest
 wins when it is cheaper than calling the note extra; otherwise a nearby unplayed note one or
 two semitones away makes it a wrong pitch.
 
-Keeping place when the learner jumps: every note remembers what placing it cost. Once the
+Keeping place when the learner jumps: after a break in the playing, the places a learner
+goes to (carrying on, restarting the bar, the bars around it) are compared note by note
+(``reentry``) and the follower moves to the one that explains the notes clearly best, back
+again if it was wrong. Beyond that, every note remembers what placing it cost. Once the
 recent notes, from the first badly placed one, have cost enough together, they are looked up
 in the whole score (``jumps.find_jump``: per-pitch group indexes and searchsorted on small
 arrays, so the cost does not grow with the piece), and the follower relocates where they all
@@ -35,6 +38,17 @@ from sonata_engine.live.jumps import (
     find_jump,
     find_reentry,
     place_costs,
+)
+from sonata_engine.live.reentry import (
+    PLACE_NONE,
+    PLACE_RIGHT,
+    PLACE_WRONG,
+    SURE_MARGIN,
+    SWITCH_MARGIN,
+    Place,
+    Tracker,
+    bar_first_groups,
+    places,
 )
 from sonata_engine.scoregraph import GRACE_SKIP, ScoreGraph
 from sonata_engine.tempo import TempoTracker
@@ -81,6 +95,9 @@ SEGMENT_CHECK = 16  # after this many notes since the break, only the costly-run
 SEGMENT_MIN = 3
 SEGMENT_UNPLACED = 2  # notes after the break the follower could not place, at least
 BREAK_FACTOR = 1.5  # a gap this many times what the score asks for, and BREAK_S at least
+ARM_FACTOR = 1.2  # ... this many times, for comparing the places the learner may have gone to
+LONG_FACTOR = 2.0  # a long break: this many times what the score asks for,
+LONG_BREAK_S = 0.6  # ... and this long at least
 UNPLACED_COST = 2.0  # a segment note the follower left unplaced (extra, wrong pitch)
 ACCEPT_COST = 3.0  # a place the segment fits worse than this is no better than a guess
 
@@ -108,6 +125,19 @@ class Decision:
     other_hand: bool = False
 
 
+class _Snapshot(NamedTuple):
+    """The follower's place and tempo where a break began."""
+
+    pass_no: int
+    cur: int
+    anchor_g: int
+    anchor_t: float
+    anchor_hits: int
+    prev_anchor: tuple[int, float] | None
+    frontier: int
+    tempo: TempoTracker
+
+
 class Follower:
     """Sans-IO score follower over a :class:`ScoreGraph`."""
 
@@ -118,8 +148,10 @@ class Follower:
         other: ScoreGraph | None = None,
         jump_cost: float = JUMP_COST,
         reentry: bool = True,
+        track_breaks: bool = True,
     ):
         self.g = graph
+        self.track_breaks = reentry and track_breaks  # compare places after each break
         self.jump_cost = jump_cost
         self.reentry = reentry  # look notes after a break up in the whole score
         self.total_cost = 0.0  # what placing every note so far cost, summed
@@ -152,6 +184,12 @@ class Follower:
         self.break_at = 0  # where in the segment the last break fell
         #: per performed note: (pass, score note or -1, kind) as finally understood
         self.assign: list[tuple[int, int, int]] = []
+        self.bar_first = bar_first_groups(graph)
+        #: after a break: the places compared (``reentry``), the state to return to, and
+        #: what changed since (note index, state, pass; group, pass, unplayed weight)
+        self.tracker: Tracker | None = None
+        self._snap: _Snapshot | None = None
+        self._undo: list[tuple[int, int, int, int, int, float]] | None = None
 
     # -- per-pass bookkeeping -------------------------------------------------------------
     def st(self, j: int) -> int:
@@ -162,6 +200,10 @@ class Follower:
 
     def _set(self, j: int, new: int) -> None:
         g = self.g.group_of[j]
+        if self._undo is not None:
+            self._undo.append(
+                (j, self.state[j], self.note_pass[j], g, self.g_pass[g], self.g_unplayed[g])
+            )
         if self.g_pass[g] != self.pass_no:
             self.g_pass[g] = self.pass_no
             self.g_unplayed[g] = self.g.g_weight[g]
@@ -178,6 +220,16 @@ class Follower:
 
     # -- one note ---------------------------------------------------------------------------
     def on_note(self, t: float, pitch: int, perf_index: int) -> Decision:
+        # a break inside the notes being compared is part of them (a slow start, a chord
+        # held): the places keep their evidence
+        if (
+            self.track_breaks
+            and self.tracker is None
+            and self.cur >= 0
+            and t - self.last_t >= BREAK_S
+            and self._breaks(t, ARM_FACTOR)
+        ):
+            self._arm(self._breaks(t, LONG_FACTOR) and t - self.last_t >= LONG_BREAK_S)
         d = self._decide(t, pitch)
         if d.kind == "extra" and self.other is not None and self._is_other_hand(pitch):
             d.other_hand = True
@@ -186,13 +238,29 @@ class Follower:
         failed = d.cost >= COSTLY
         self.total_cost += d.cost
         if not d.other_hand:
+            # the segment's break is judged from where the note took the follower
+            brk = t - self.last_t >= BREAK_S and self._breaks(t)
+            self.last_t = t
             self.run.append((pitch, t, perf_index, d.cost))
-            if self._segment_note(d, t, pitch, perf_index) or (failed and self._relocate()):
+            tracker = self.tracker
+            moved = None if tracker is None else self._feed(tracker, d, t, pitch, perf_index)
+            if tracker is not None and moved is not None:
+                self._segment_add(d, t, pitch, perf_index, brk)
+                self._stand_on(moved, tracker)
+                d = self._placed(moved, d)
+            elif tracker is not None and tracker.explained:
+                self._segment_add(d, t, pitch, perf_index, brk)
+            elif self._segment_note(d, t, pitch, perf_index, brk) or (failed and self._relocate()):
+                # found over the whole score, where none of the places compared after the
+                # break could explain the notes
+                self._disarm()
                 d.relocated = True
                 assign = self.assign[perf_index] if perf_index < len(self.assign) else None
                 if assign is not None and assign[2] == MATCHED:
                     j = assign[1]
                     d.kind, d.note, d.expected_t = "correct", j, None
+            if tracker is not None and tracker.done:
+                self._disarm()
         if not d.relocated:
             self._record(perf_index, d)
         return d
@@ -380,21 +448,25 @@ class Follower:
         return out
 
     # -- jumps ----------------------------------------------------------------------------
-    def _segment_note(self, d: Decision, t: float, pitch: int, perf_index: int) -> bool:
-        """Track the notes since the last break; relocate when they fit clearly better
-        somewhere else than where the follower placed them."""
-        if t - self.last_t >= BREAK_S and self._breaks(t):
+    def _segment_add(self, d: Decision, t: float, pitch: int, perf_index: int, brk: bool) -> int:
+        """Keep the notes since the last break; the group the note was placed in, or -1."""
+        if brk:
             if all(x[3] >= 0 for x in self.segment):
                 self.segment.clear()
                 self.since_break = 0
             self.break_at = len(self.segment)
             self.break_spq = self.tempo.spq
-        self.last_t = t
         self.since_break += 1
         placed = self.g.group_of[d.note] if d.kind == "correct" and d.note >= 0 else -1
         if len(self.segment) == SEGMENT_KEEP:
             self.break_at = max(self.break_at - 1, 0)
         self.segment.append((pitch, t, perf_index, placed))
+        return placed
+
+    def _segment_note(self, d: Decision, t: float, pitch: int, perf_index: int, brk: bool) -> bool:
+        """Track the notes since the last break; relocate when they fit clearly better
+        somewhere else than where the follower placed them."""
+        placed = self._segment_add(d, t, pitch, perf_index, brk)
         if not self.reentry or self.since_break > SEGMENT_CHECK or len(self.segment) < SEGMENT_MIN:
             return False
         if d.cost < COSTLY and placed >= 0:
@@ -409,13 +481,13 @@ class Follower:
                 return True
         return False
 
-    def _breaks(self, t: float) -> bool:
+    def _breaks(self, t: float, factor: float = BREAK_FACTOR) -> bool:
         """The gap before ``t`` is longer than the music there asks for: a break."""
         cur = self.cur
         if cur < 0 or cur + 1 >= self.g.n_groups:
             return True
         due = (self.g.g_eq[cur + 1] - self.g.g_eq[cur]) * self.tempo.spq
-        return t - self.last_t > BREAK_FACTOR * due
+        return t - self.last_t > factor * due
 
     def _try_segment(self, seg: list[tuple[int, float, int, int]]) -> bool:
         pitches = [x[0] for x in seg]
@@ -451,6 +523,111 @@ class Follower:
             cost -= OFF_BAR_COST
         return cost + unplaced
 
+    # -- re-entry after a break -----------------------------------------------------------
+    def _arm(self, long: bool) -> None:
+        """A break (``long``: a long one, where a learner may well start again): from here on,
+        compare where the learner may have gone on."""
+        cur = self.cur
+        taken = (
+            [j for j in range(self.g.g_first[cur], self.g.g_end[cur]) if self.st(j) != UNPLAYED]
+            if cur >= 0
+            else []
+        )
+        behind = [
+            j
+            for j in range(self.g.g_first[max(cur - BACK_GROUPS, 0)], self.g.g_first[cur])
+            if self.st(j) == UNPLAYED
+        ]
+        found = places(self.g, cur, taken, behind, self.bar_first)
+        self.tracker = Tracker(found, found[0], SURE_MARGIN if long else SWITCH_MARGIN, long)
+        self._undo = []
+        self._snap = _Snapshot(
+            self.pass_no,
+            cur,
+            self.anchor_g,
+            self.anchor_t,
+            self.anchor_hits,
+            self.prev_anchor,
+            self.frontier,
+            self.tempo.copy(),
+        )
+
+    def _feed(
+        self, tracker: Tracker, d: Decision, t: float, pitch: int, perf_index: int
+    ) -> Place | None:
+        """Compare the places with one more note; the one to move to, if any."""
+        assert self._snap is not None
+        kind = {"correct": PLACE_RIGHT, "wrong_pitch": PLACE_WRONG, "extra": PLACE_NONE}[d.kind]
+        return tracker.feed(
+            self.g,
+            (pitch, t, perf_index),
+            self._snap.tempo.spq,
+            (d.note, kind, d.skipped) if tracker.active.carry_on else None,
+        )
+
+    def _disarm(self) -> None:
+        self.tracker = None
+        self._snap = None
+        self._undo = None
+
+    def _stand_on(self, place: Place, tracker: Tracker) -> None:
+        """Undo what the follower did since the break and place those notes as ``place``
+        reads them, in a new pass unless it carries on where the learner was."""
+        snap = self._snap
+        undo = self._undo
+        assert snap is not None
+        assert undo is not None
+        for j, state, note_pass, g, g_pass, g_unplayed in reversed(undo):
+            self.state[j] = state
+            self.note_pass[j] = note_pass
+            self.g_pass[g] = g_pass
+            self.g_unplayed[g] = g_unplayed
+        undo.clear()
+        self.pass_no = snap.pass_no
+        self.cur, self.anchor_g, self.anchor_t = snap.cur, snap.anchor_g, snap.anchor_t
+        self.anchor_hits, self.prev_anchor = snap.anchor_hits, snap.prev_anchor
+        self.frontier = snap.frontier
+        self.tempo = snap.tempo.copy()
+        if not place.carry_on:
+            self._new_pass(place.start)
+        first_t: dict[int, float] = {}
+        hits: dict[int, int] = {}
+        for (_, t, perf_index), (j, kind) in zip(tracker.notes, place.notes, strict=True):
+            if j >= 0:
+                self._set(j, MATCHED if kind == PLACE_RIGHT else WRONG)
+                entry = (self.pass_no, j, MATCHED if kind == PLACE_RIGHT else WRONG)
+                g = self.g.group_of[j]
+                first_t.setdefault(g, t)
+                hits[g] = hits.get(g, 0) + 1
+            else:
+                entry = (self.pass_no, -1, UNPLAYED)
+            if perf_index < len(self.assign):
+                self.assign[perf_index] = entry
+            else:
+                self.assign.append(entry)
+        if first_t:
+            last = max(first_t)
+            start = min(first_t)
+            self.cur = last
+            self.anchor_g, self.anchor_t, self.anchor_hits = last, first_t[last], hits[last]
+            self.prev_anchor = None
+            if last > start:
+                self.tempo.observe(
+                    first_t[last] - first_t[start], self.g.g_eq[last] - self.g.g_eq[start]
+                )
+        self.run.clear()
+        self.segment.clear()
+        self.break_at = 0
+
+    def _placed(self, place: Place, d: Decision) -> Decision:
+        """The decision for the note that made the follower move to ``place``."""
+        j, kind = place.notes[-1]
+        spq = self.tempo.spq
+        if j < 0:
+            return Decision("extra", -1, None, spq, 0.0, cost=d.cost, relocated=True)
+        label: Kind = "correct" if kind == PLACE_RIGHT else "wrong_pitch"
+        return Decision(label, j, None, spq, 0.0, cost=d.cost, relocated=True)
+
     def _relocate(self) -> bool:
         recent = list(self.run)
         first = next(k for k, r in enumerate(recent) if r[3] >= COSTLY)
@@ -474,6 +651,10 @@ class Follower:
         start = groups[0]
         if groups[-1] < self.cur:
             self._new_pass(start)
+        elif start > self.cur + LOCAL_AHEAD_GROUPS:
+            # A jump ahead: the bars skipped were not played, rather than missed one by one
+            # (the report says so at the end); no notice for each of their notes now.
+            self.frontier = max(self.frontier, start)
         for (p, _, perf_index), gk in zip(run, groups, strict=True):
             j = self._unplayed_in_group(p, gk)
             if j >= 0:

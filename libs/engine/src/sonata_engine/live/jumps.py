@@ -80,6 +80,7 @@ TEMPO_WEIGHT = 0.5  # per unit of |log| tempo change against the tempo before th
 DISTANCE_WEIGHT = 0.03  # per bar between the place and where the follower was
 DISTANCE_CAP = 0.6
 CLEAR_MARGIN = 1.5  # the best place must beat the runner-up (elsewhere) by this much
+REENTRY_PLACES = 64  # at most this many places (the nearest) are ranked
 
 
 def _chains(graph: ScoreGraph, pitches: list[int]) -> tuple[list[np.ndarray], np.ndarray] | None:
@@ -148,6 +149,11 @@ def find_reentry(
     idx = np.flatnonzero(valid)
     if len(idx) == 0:
         return None
+    if len(idx) > REENTRY_PLACES:
+        # a common figure in a long piece: the places nearest to the follower are enough,
+        # and the work per note stays bounded
+        near = np.abs(chain_list[0][idx] - max(cur, 0))
+        idx = idx[np.argpartition(near, REENTRY_PLACES)[:REENTRY_PLACES]]
     chain = np.stack([c[idx] for c in chain_list])
     cost = place_costs(graph, chain, np.asarray(times, dtype=np.float64), spq)
     if cur >= 0:

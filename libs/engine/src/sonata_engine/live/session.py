@@ -24,6 +24,7 @@ from sonata_engine.scoregraph import ScoreGraph, pitch_name
 from sonata_engine.types import (
     PERF_NOTE_DTYPE,
     Judgement,
+    JudgementKind,
     PedalEvent,
     Performance,
     Position,
@@ -75,7 +76,10 @@ class LiveSession:
         self._velocity: list[int] = []
         self._sounding: dict[int, list[int]] = {}
         self._pedal: list[PedalEvent] = []
-        self._judgements: list[Judgement] = []
+        #: what each judgement said, as (kind, performed note, score note) for the report: plain
+        #: tuples of strings, which the garbage collector stops tracking, so that a long
+        #: session does not make every full collection (a pause for every session) longer
+        self._said: list[tuple[JudgementKind, str | None, str | None]] = []
         self._recent_velocity = 64.0
         self._finished = False
         self._tol_q = TOL_Q[0] + (TOL_Q[1] - TOL_Q[0]) * options.strictness
@@ -115,7 +119,7 @@ class LiveSession:
         out = [self._judge(d, t, pitch, velocity, pid)]
         self._recent_velocity += 0.25 * (velocity - self._recent_velocity)
         out.extend(self._missed(t))
-        self._judgements.extend(out)
+        self._keep(out)
         return out
 
     def note_off(self, time_s: float, pitch: int) -> list[Judgement]:
@@ -134,7 +138,7 @@ class LiveSession:
     def advance(self, time_s: float) -> list[Judgement]:
         t = self._time(time_s)
         out = self._missed(t)
-        self._judgements.extend(out)
+        self._keep(out)
         return out
 
     def performance(self) -> Performance:
@@ -158,9 +162,13 @@ class LiveSession:
         # Arrival order is onset order (times never run backwards here), so the live follower
         # has seen exactly the notes the aligner sorts.
         alignment = align_offline(self.score, perf, self.options, live=self._follower)
-        return build_report(self.score, perf, alignment, self.options, self._judgements)
+        live = [Judgement(kind, pid, sid, None, None, 0.0) for kind, pid, sid in self._said]
+        return build_report(self.score, perf, alignment, self.options, live)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _keep(self, out: list[Judgement]) -> None:
+        self._said.extend((j.kind, j.perf_id, j.score_id) for j in out)
+
     def _time(self, time_s: float) -> float:
         self._ensure_open()
         if isinstance(time_s, bool) or not isinstance(time_s, (int, float)):
@@ -190,10 +198,10 @@ class LiveSession:
                     pitch=None,
                     expected_pitch=self.graph.pitch[j],
                     time_s=t,
-                    expected_velocity=int(self.graph.notes["velocity_mark"][j]),
+                    expected_velocity=self.graph.velocity_mark[j],
                     position=pos,
                     tempo_bpm=self.tempo_bpm,
-                    hand=int(self.graph.notes["hand"][j]),
+                    hand=self.graph.hand[j],
                     reason=f"missed {name} at bar {pos.measure} beat {pos.beat:g}: "
                     "the music moved on without it",
                 )
@@ -201,8 +209,8 @@ class LiveSession:
         return out
 
     def _note_position(self, j: int) -> Position:
-        row = self.graph.notes[j]
-        return Position(int(row["measure"]), float(row["beat"]), float(row["onset_q"]))
+        g = self.graph
+        return Position(g.measure[j], g.beat[j], g.onset_q[j])
 
     def _judge(self, d: Decision, t: float, pitch: int, velocity: int, pid: str) -> Judgement:
         bpm = 60.0 / d.spq
@@ -230,7 +238,7 @@ class LiveSession:
         j = d.note
         g = self.graph
         pos = self._note_position(j)
-        expected_v = int(g.notes["velocity_mark"][j])
+        expected_v = g.velocity_mark[j]
         timing_ms: float | None = None
         timing_beats: float | None = None
         label: TimingLabel = "not_judged"
@@ -274,7 +282,7 @@ class LiveSession:
             expected_velocity=expected_v,
             position=pos,
             tempo_bpm=bpm,
-            hand=int(g.notes["hand"][j]),
+            hand=g.hand[j],
             reason=head + tail,
         )
 

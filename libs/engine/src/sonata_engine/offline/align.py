@@ -72,13 +72,18 @@ def align_offline(
 
     # Two readings of where the learner was: the live one, quick to believe in a jump, and a
     # cautious one that wants more evidence. The one that placed the notes more cheaply wins.
-    if live is None:
-        live = _follow(Follower(graph, options), onset, pitch)
+    # The live session compared places after each break on a few notes; the plain follower
+    # relocates on more evidence; the cautious one on more still. A reading with more jumps
+    # must save at least the price of one to be believed.
+    readings = [] if live is None else [live]
+    readings.append(_follow(Follower(graph, options, track_breaks=False), onset, pitch))
     cautious = _follow(
         Follower(graph, options, jump_cost=CAUTIOUS_JUMP_COST, reentry=False), onset, pitch
     )
-    # A reading with more jumps must save at least the price of one to be believed.
-    best = live if live.total_cost + JUMP_COST < cautious.total_cost else cautious
+    best = cautious
+    for reading in readings:
+        if reading.total_cost + JUMP_COST < best.total_cost:
+            best = reading
     return align_followed(graph, best, ids, onset, pitch)
 
 
