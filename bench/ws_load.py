@@ -6,7 +6,10 @@ piece and paid entitlements, then for each N in ``--sessions`` opens N WebSocket
 session on each and plays the takes (each note-on and note-off at its own time, one message
 each) for ``--seconds``. The round trip is from sending a message with a note-on to its
 `judged` answer; a message never answered within 5 s of the end is lost. Stops rising once p99
-passes ``--p99-ms`` (``--keep-rising`` goes on, to see where it saturates). Writes
+passes ``--p99-ms`` (``--keep-rising`` goes on, to see where it saturates). The learners are
+spread over ``--clients`` processes on uvloop, their messages encoded before the round, so the
+client is not what saturates first; each round records every process's CPU (share of a core,
+and ms per note, which holds whatever else the machine was doing). Writes
 bench/results/ws-load-<date>.json. Run: `make bench-ws`.
 """
 
@@ -16,18 +19,22 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from sonata_contracts.db import PiecePublished
 from sonata_contracts.payment import EntitlementsChanged, Limits
 from sonata_engine import load_performance, load_score, score_to_dict
@@ -65,9 +72,25 @@ def takes() -> list[list[dict[str, Any]]]:
     return out
 
 
-async def learner(
-    url: str, token: str, take: list[dict[str, Any]], seconds: float, rtts: list[float]
-) -> tuple[int, int]:
+# (device time, is a note-on, the message as sent): encoded once, before any round
+Script = list[tuple[float, bool, str]]
+
+
+def scripts(all_takes: list[list[dict[str, Any]]], seconds: float) -> list[Script]:
+    return [
+        [
+            (e["t"], e["kind"] == "on", json.dumps({"type": "notes", "seq": seq, "events": [e]}))
+            for seq, e in enumerate(take, start=1)
+            if e["t"] <= seconds
+        ]
+        for take in all_takes
+    ]
+
+
+JUDGED = '{"type":"judged","seq":'
+
+
+async def learner(url: str, token: str, script: Script, rtts: list[float]) -> tuple[int, int]:
     """(note-on messages sent, answered)."""
     sent: dict[int, float] = {}
     answered = 0
@@ -80,10 +103,14 @@ async def learner(
 
         async def read() -> None:
             nonlocal answered
+            clock = time.perf_counter
             async for raw in ws:
-                msg = json.loads(raw)
-                if msg["type"] == "judged" and msg["seq"] in sent:
-                    rtts.append((time.perf_counter() - sent.pop(msg["seq"])) * 1000)
+                # the server writes type and seq first: acks and positions need no parsing
+                if not (isinstance(raw, str) and raw.startswith(JUDGED)):
+                    continue
+                seq = json.loads(raw)["seq"]
+                if seq in sent:
+                    rtts.append((clock() - sent.pop(seq)) * 1000)
                     answered += 1
                     if sending_done and not sent:
                         drained.set()
@@ -91,16 +118,14 @@ async def learner(
         reader = asyncio.create_task(read())
         start = time.perf_counter()
         total = 0
-        for seq, event in enumerate(take, start=1):
-            if event["t"] > seconds:
-                break
-            delay = start + event["t"] - time.perf_counter()
+        for seq, (t, is_on, message) in enumerate(script, start=1):
+            delay = start + t - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if event["kind"] == "on":
+            if is_on:
                 sent[seq] = time.perf_counter()
                 total += 1
-            await ws.send(json.dumps({"type": "notes", "seq": seq, "events": [event]}))
+            await ws.send(message)
         sending_done = True
         if sent:
             with contextlib.suppress(TimeoutError):
@@ -109,32 +134,93 @@ async def learner(
     return total, answered
 
 
-async def round_(url: str, tokens: list[str], all_takes: list[Any], seconds: float) -> Any:
+async def _learners(
+    url: str, tokens: list[str], picks: list[int], all_scripts: list[Script], gap_s: float
+) -> dict[str, Any]:
     rtts: list[float] = []
-    # start the learners a little apart, as real ones arrive, not in one instant
     tasks = []
-    for i, token in enumerate(tokens):
-        tasks.append(asyncio.create_task(
-            learner(url, token, all_takes[i % len(all_takes)], seconds, rtts)
-        ))  # fmt: skip
-        await asyncio.sleep(0.002)
+    # start the learners a little apart, as real ones arrive, not in one instant
+    for token, pick in zip(tokens, picks, strict=True):
+        tasks.append(asyncio.create_task(learner(url, token, all_scripts[pick], rtts)))
+        await asyncio.sleep(gap_s)
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
     ok = [r for r in results if not isinstance(r, BaseException)]
-    sent = sum(r[0] for r in ok)
-    answered = sum(r[1] for r in ok)
+    times = os.times()
+    return {
+        "sent": sum(r[0] for r in ok),
+        "answered": sum(r[1] for r in ok),
+        "rtts": rtts,
+        "errors": [f"{type(e).__name__}: {e}" for e in results if isinstance(e, BaseException)],
+        "cpu_s": times.user + times.system,
+    }
+
+
+_SCRIPTS: list[Script] = []  # set before the client processes fork, read in them
+
+
+def _client_process(url: str, tokens: list[str], picks: list[int], gap_s: float) -> Any:
+    """One bench client process: its share of the learners on its own event loop."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return asyncio.run(_learners(url, tokens, picks, _SCRIPTS, gap_s))
+
+
+async def round_(url: str, tokens: list[str], seconds: float, clients: int, gap_s: float) -> Any:
+    """N learners spread over `clients` processes (Python on the same cores as the server:
+    one process would be the first thing to saturate)."""
+    picks = [i % len(_SCRIPTS) for i in range(len(tokens))]
+    loop = asyncio.get_running_loop()
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(clients, mp_context=fork) as pool:
+        parts = await asyncio.gather(*[
+            loop.run_in_executor(
+                pool, _client_process, url, tokens[k::clients], picks[k::clients],
+                gap_s * clients,
+            )
+            for k in range(clients)
+        ])  # fmt: skip
+    sent = sum(p["sent"] for p in parts)
+    answered = sum(p["answered"] for p in parts)
+    errors = [e for p in parts for e in p["errors"]]
+    rtts = [r for p in parts for r in p["rtts"]]
     a = np.array(rtts) if rtts else np.array([np.nan])
     return {
         "sessions": len(tokens),
-        "failed_sessions": len(failed),
+        "failed_sessions": len(errors),
         "notes_sent": sent,
         "notes_per_s": round(sent / seconds, 1),
         "lost": sent - answered,
         "p50_ms": round(float(np.percentile(a, 50)), 2),
         "p99_ms": round(float(np.percentile(a, 99)), 2),
         "max_ms": round(float(np.max(a)), 2),
-        "errors": sorted({f"{type(e).__name__}: {e}" for e in failed}),
+        "errors": sorted(set(errors)),
+    }, sum(p["cpu_s"] for p in parts)
+
+
+async def judgement_buckets(base_url: str) -> dict[float, float]:
+    """ai-scoring's sonata_engine_judgement_seconds buckets (cumulative count by upper bound)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base_url}/metrics")).text
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sonata_engine_judgement_seconds_bucket"
     }
+
+
+def server_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """The bucket bounds (ms) under which 50 % and 99 % of the round's judgements stayed inside
+    ai-scoring: its own time, without the network and the wait for a CPU before a read."""
+    delta = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    out: dict[str, Any] = {"messages": int(total)}
+    for name, q in (("p50_ms_at_most", 0.5), ("p99_ms_at_most", 0.99)):
+        le = next((b for b, n in delta.items() if total and n >= q * total), float("inf"))
+        out[name] = None if le == float("inf") else round(le * 1000, 3)
+    return out
 
 
 def cpu_s(pid: int | None) -> float:
@@ -160,8 +246,7 @@ def cpu_tree_s(pid: int | None) -> float:
 
 
 def cpu_all(pids: dict[str, int | None]) -> dict[str, float]:
-    times = os.times()
-    return {"bench_client": times.user + times.system} | {k: cpu_tree_s(v) for k, v in pids.items()}
+    return {k: cpu_tree_s(v) for k, v in pids.items()}
 
 
 def gateway(scoring: ServiceProcess, var: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
@@ -193,8 +278,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "ai-scoring",
             "sonata_scoring.main:create_app",
             {"ENVIRONMENT": "test", "MONGODB_URL": mongo.url, "AMQP_URL": vhost.url,
-             "AUTH_JWKS_URL": jwks.url, "LOG_LEVEL": "WARNING", "WS_IDLE_TIMEOUT_S": "600"},
-            extra_args=[] if args.deflate else ["--ws-per-message-deflate", "false"],
+             "AUTH_JWKS_URL": jwks.url, "LOG_LEVEL": "WARNING", "WS_IDLE_TIMEOUT_S": "600",
+             **dict(kv.split("=", 1) for kv in args.env)},
+            extra_args=[
+                *([] if args.deflate else ["--ws-per-message-deflate", "false"]),
+                *(["--workers", str(args.workers)] if args.workers > 1 else []),
+            ],
         ).start(timeout=180)  # fmt: skip
         proxy, port = (None, scoring.port) if args.direct else gateway(scoring, var)
         try:
@@ -211,7 +300,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ])  # fmt: skip
             await asyncio.sleep(5)  # the consumer keeps the piece and the plans
             url = f"ws://127.0.0.1:{port}/ws/v1/sessions"
-            all_takes = takes()
+            _SCRIPTS[:] = scripts(takes(), args.seconds)
             # one handshake first: the kit's verifier fetches auth's keys on first use, and
             # handshakes racing that first fetch are refused 503 (a known kit limitation)
             warm = factory.sign(factory.claims(sub=users[0]))
@@ -225,14 +314,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for n in args.sessions:
                 tokens = [factory.sign(factory.claims(sub=u)) for u in users[:n]]
+                judged_before = await judgement_buckets(scoring.base_url)
                 before, wall = cpu_all(pids), time.perf_counter()
-                result = await round_(url, tokens, all_takes, args.seconds)
+                result, client_cpu_s = await round_(
+                    url, tokens, args.seconds, args.clients, args.arrival_gap_ms / 1000
+                )
                 wall = time.perf_counter() - wall
-                after = cpu_all(pids)
-                # share of one core each process used during the round: where the time goes
-                result["cpu_share_of_one_core"] = {
-                    k: round((after[k] - before[k]) / wall, 3) for k in after
+                # ai-scoring's own histogram (one worker's, with --workers > 1)
+                result["server_judgement"] = server_quantiles(
+                    judged_before, await judgement_buckets(scoring.base_url)
+                )
+                used = {"bench_client": client_cpu_s} | {
+                    k: v - before[k] for k, v in cpu_all(pids).items()
                 }
+                # share of one core each process used during the round: where the time goes
+                result["cpu_share_of_one_core"] = {k: round(v / wall, 3) for k, v in used.items()}
+                # CPU time per note-on sent (each comes with its note-off message): what one
+                # more learner costs, whatever else the machine was doing
+                notes = max(1, result["notes_sent"])
+                result["cpu_ms_per_note"] = {k: round(v * 1000 / notes, 3) for k, v in used.items()}
+                result["load_average_1m"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(result), flush=True)
                 rounds.append(result)
                 over = result["p99_ms"] > args.p99_ms or result["failed_sessions"]
@@ -249,8 +350,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_1m": os.getloadavg()[0],
+            "load_average_1_5_15m": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
         },
+        "bench_client_processes": args.clients,
+        "ai_scoring_processes": args.workers,
+        "arrival_gap_ms": args.arrival_gap_ms,
+        "service_env": args.env,
         "through_gateway": proxy is not None,
         "permessage_deflate": args.deflate,
         "seconds_per_round": args.seconds,
@@ -265,17 +371,26 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--p99-ms", type=float, default=5.0)
     p.add_argument(
-        "--no-deflate",
-        dest="deflate",
-        action="store_false",
-        help="start uvicorn with --ws-per-message-deflate false (compression costs CPU per frame)",
+        "--deflate",
+        action="store_true",
+        help="let uvicorn negotiate permessage-deflate (deploy/local and the image turn it off)",
     )
     p.add_argument("--direct", action="store_true", help="straight to ai-scoring, no nginx")
+    p.add_argument("--clients", type=int, default=2, help="bench client processes")
+    p.add_argument("--workers", type=int, default=1, help="ai-scoring processes (uvicorn)")
+    p.add_argument(
+        "--arrival-gap-ms",
+        type=float,
+        default=10.0,
+        help="learners arrive this far apart (10 ms: 500 of them within 5 s)",
+    )
+    p.add_argument("--env", nargs="*", default=[], help="KEY=VALUE settings for ai-scoring")
     p.add_argument("--keep-rising", action="store_true", help="go on past the p99 target")
+    p.add_argument("--out", type=Path, help="write here instead of bench/results/ws-load-<date>")
     args = p.parse_args()
     result = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ws-load-{datetime.now(UTC):%Y-%m-%d}.json"
+    out = args.out or RESULTS / f"ws-load-{datetime.now(UTC):%Y-%m-%d}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -205,6 +205,10 @@ class Config:
             # The WebSocket protocol's frame limit: refused by the server before it is buffered.
             "--ws-max-size",
             "65536",
+            # Live-session frames are a few hundred bytes: compressing each costs more server
+            # CPU than the bandwidth it saves, and each compressed connection keeps zlib state.
+            "--ws-per-message-deflate",
+            "false",
         ]
 
     def gateway_argv(self) -> list[str]:
@@ -332,10 +336,12 @@ def render_local_nginx(cfg: Config) -> str:
             "# Written by `make run`; rewritten on every start.",
             "daemon off;",
             "worker_processes 1;",
+            "worker_rlimit_nofile 8192;",
             f"pid {d / 'nginx.pid'};",
             "error_log stderr warn;",
             "events {",
-            "    worker_connections 1024;",
+            # every live session holds two (the learner's and the one to ai-scoring)
+            "    worker_connections 4096;",
             "}",
             "http {",
             "    access_log off;",

@@ -22,7 +22,7 @@ class ScoringSettings(ServiceSettings):
     # bytes of server messages waiting for a slow reader before it is cut
     ws_send_buffer_bytes: int = 1_048_576
     ws_position_interval_s: float = 0.5
-    ws_checkpoint_interval_s: float = 0.25  # acks wait for it; judgements never do
+    ws_checkpoint_interval_s: float = 0.5  # acks wait for it; judgements never do
     # A session nobody has touched for this long is finished with what was played.
     session_abandon_after_s: float = 600.0
     session_sweep_interval_s: float = 30.0

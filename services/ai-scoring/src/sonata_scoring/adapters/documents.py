@@ -45,8 +45,8 @@ class PieceCopy(Document):
 
 
 class LiveSessionDoc(Document):
-    """A live session's checkpoint: everything applied up to the last acknowledged seq, so any
-    process can rebuild the engine's state by replaying `log`."""
+    """A live session: who, what and whether it is still live. What was applied is in its
+    `LiveChunkDoc`s, so any process can rebuild the engine's state by replaying them."""
 
     session_id: str
     user_id: str
@@ -56,10 +56,9 @@ class LiveSessionDoc(Document):
     status: Literal["live", "finished"]
     day: str  # UTC calendar day it started, for the free plan's daily count
     started_at: datetime
-    last_seen_at: datetime
-    last_seq: int
-    log: list[list[Any]]
-    owner: str  # the connection driving it; a resume takes it over, the old one can't write
+    last_seen_at: datetime  # refreshed by the checkpoints, a few times per abandon period
+    last_seq: int  # the start's seq; the chunks carry everything after it
+    owner: str  # the connection driving it; a resume takes it over
     performance_id: str | None = None
 
     class Settings:
@@ -68,6 +67,26 @@ class LiveSessionDoc(Document):
             IndexModel([("session_id", ASCENDING)], unique=True),
             IndexModel([("user_id", ASCENDING), ("day", ASCENDING)]),
             IndexModel([("status", ASCENDING), ("last_seen_at", ASCENDING)]),
+        ]
+
+
+class LiveChunkDoc(Document):
+    """One checkpoint of a live session: the log rows applied since the one before, up to the
+    acknowledged `last_seq`. Only ever inserted (one small document per group commit, never a
+    rewrite of a growing one); chunk `n` of a session can be written once, so a connection that
+    lost the session to a resume finds its next chunk taken and stops."""
+
+    session_id: str
+    n: int  # 0, 1, 2, ... in the order they were applied
+    owner: str
+    last_seq: int
+    rows: list[list[Any]]
+    at: datetime
+
+    class Settings:
+        name = "live_chunks"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("session_id", ASCENDING), ("n", ASCENDING)], unique=True)
         ]
 
 

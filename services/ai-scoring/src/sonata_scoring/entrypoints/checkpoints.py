@@ -17,10 +17,12 @@ log = logging.getLogger("sonata_scoring.ws")
 
 class GroupCommit:
     """Checkpoints of every connection of this process, one database write per interval: the
-    database sees one bulk write instead of one per session, and judgements never wait on it."""
+    database sees one insert of a small chunk per session instead of a write per message, and
+    judgements never wait on it."""
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, touch_after_s: float) -> None:
         self.interval_s = interval_s
+        self.touch_after_s = touch_after_s
         self.pending: set[Connection] = set()
         self.task = asyncio.create_task(self._run(), name="checkpoint group commit")
 
@@ -34,9 +36,14 @@ class GroupCommit:
                 # the pending connections stay pending: their acks wait for the next round
                 log.exception("checkpoint group commit failed; retrying")
 
+    def _drop(self, connections: list[Connection]) -> None:
+        for c in connections:
+            self.pending.discard(c)
+            c.commit_pending = False
+
     async def _commit(self) -> None:
         # a connection flushing on its own (finish, close) keeps its lock: it waits a round
-        self.pending.difference_update([c for c in self.pending if c.done.is_set()])
+        self._drop([c for c in self.pending if c.done.is_set()])
         batch = [c for c in self.pending if not c.flush_lock.locked()]
         if not batch:
             return
@@ -48,13 +55,16 @@ class GroupCommit:
                 for c in batch
                 if c.handle is not None and c.processed != c.handle.last_seq
             ]
-            written = await checkpoint_many([(h, seq) for _, h, seq in work], datetime.now(UTC))
-            for (c, _, seq), ok in zip(work, written, strict=True):
+            written = await checkpoint_many(
+                [(h, seq) for _, h, seq in work], datetime.now(UTC), self.touch_after_s
+            )
+            for (c, h, _), ok in zip(work, written, strict=True):
                 if ok:
-                    c.send("ack", seq=seq)
+                    c.send("ack", seq=h.last_seq)
                 else:
                     c.end(4000, "the session was finished or taken over by another connection")
-            self.pending.difference_update(batch)
+            # what arrived during the write stays pending for the next round
+            self._drop([c for c in batch if c.handle is None or c.processed == c.handle.last_seq])
         finally:
             for c in batch:
                 c.flush_lock.release()
@@ -63,12 +73,12 @@ class GroupCommit:
 _GROUP: GroupCommit | None = None
 
 
-def group_commit(interval_s: float) -> GroupCommit:
+def group_commit(interval_s: float, touch_after_s: float) -> GroupCommit:
     global _GROUP  # one per process and event loop, made on first use
     if (
         _GROUP is None
         or _GROUP.task.done()
         or _GROUP.task.get_loop() is not asyncio.get_running_loop()
     ):
-        _GROUP = GroupCommit(interval_s)
+        _GROUP = GroupCommit(interval_s, touch_after_s)
     return _GROUP

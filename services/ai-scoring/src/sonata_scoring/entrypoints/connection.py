@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from prometheus_client import Counter, Gauge
 from sonata_engine import EngineError
 from sonata_kit import Principal, Runtime, ServiceError
 
@@ -34,6 +33,8 @@ from sonata_scoring.domain.protocol import (
 from sonata_scoring.domain.ratelimit import TokenBucket
 from sonata_scoring.entrypoints.checkpoints import group_commit
 from sonata_scoring.entrypoints.http import free_limits
+from sonata_scoring.entrypoints.ticker import ticker
+from sonata_scoring.metrics import JUDGEMENTS, LIVE_SESSIONS, WS_CLOSED
 from sonata_scoring.service_layer.sessions import (
     LiveHandle,
     Refused,
@@ -46,8 +47,6 @@ from sonata_scoring.service_layer.sessions import (
 from sonata_scoring.settings import ScoringSettings
 
 log = logging.getLogger("sonata_scoring.ws")
-CLOSED = Counter("sonata_ws_closed_total", "WebSocket connections closed, by code", ["code"])
-LIVE = Gauge("sonata_ws_live_sessions", "live sessions with a connection on this process")
 CALIBRATION_PROBES = 5
 SEQUENCED = (Notes, Control)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
@@ -77,17 +76,18 @@ class Connection:
         self.flush_lock = asyncio.Lock()
         self.probe_task: asyncio.Task[None] | None = None
         self.calibration: Calibration | None = None
-        self.bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst, time.monotonic())
-        self.last_position: tuple[Any, ...] | None = None
+        self.received_at = time.perf_counter()  # when the last message arrived (or the accept)
+        self.bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst, self.received_at)
+        self.last_position: tuple[Any, ...] | None = None  # the last the client was told
+        self.commit_pending = False  # waiting in the group commit
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
-        tasks = [
-            asyncio.create_task(self._read()),
-            asyncio.create_task(self._write()),
-            asyncio.create_task(self._tick()),
-        ]
+        tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._write())]
+        clock = ticker(self.settings.ws_position_interval_s)
+        clock.connections.add(self)
         await self.done.wait()
+        clock.connections.discard(self)
         for task in (*tasks, self.probe_task):
             if task is not None:
                 task.cancel()
@@ -99,8 +99,8 @@ class Connection:
                 await self._flush()
             if _ACTIVE.get(self.handle.session_id) is self:
                 del _ACTIVE[self.handle.session_id]
-                LIVE.dec()
-        CLOSED.labels(str(self.close_code or 1006)).inc()
+                LIVE_SESSIONS.dec()
+        WS_CLOSED.labels(str(self.close_code or 1006)).inc()
         self.closed.set()
         if self.close_code is not None:
             await self._close()
@@ -146,25 +146,14 @@ class Connection:
 
     # -- reading --------------------------------------------------------------------------------
     async def _read(self) -> None:
+        # no timeout per receive (a timer per message): the process's ticker ends idle ones
         try:
             while not self.done.is_set():
-                authed = self.principal is not None
-                wait = (
-                    self.settings.ws_idle_timeout_s if authed else self.settings.ws_auth_timeout_s
-                )
-                try:
-                    # a timeout scope, not wait_for: wait_for wraps every receive in a new task
-                    async with asyncio.timeout(wait):
-                        raw = await self.ws.receive()
-                except TimeoutError:
-                    if authed:
-                        self.end(1001, f"idle for {wait:g} s")
-                    else:
-                        self.end(1008, f"no auth message within {wait:g} s")
-                    return
+                raw = await self.ws.receive()
                 if raw["type"] == "websocket.disconnect":
                     self.end(None)
                     return
+                self.received_at = time.perf_counter()
                 await self._receive(raw)
         except Violation as exc:
             self.end(exc.close_code, str(exc))
@@ -174,12 +163,13 @@ class Connection:
 
     async def _receive(self, raw: Mapping[str, Any]) -> None:
         text, data = raw.get("text"), raw.get("bytes")
-        size = len(text.encode()) if text is not None else len(data or b"")
-        if size > self.settings.ws_max_message_bytes:
-            raise Violation(
-                f"message of {size} bytes over {self.settings.ws_max_message_bytes}", 1009
-            )
-        if not self.bucket.take(time.monotonic()):
+        limit = self.settings.ws_max_message_bytes
+        size = len(text) if text is not None else len(data or b"")
+        if text is not None and size * 4 > limit:  # UTF-8 is at most 4 bytes a character
+            size = len(text.encode())
+        if size > limit:
+            raise Violation(f"message of {size} bytes over {limit}", 1009)
+        if not self.bucket.take(self.received_at):
             raise Violation(f"more than {self.settings.ws_rate_per_s:g} messages a second")
         try:
             if text is not None:
@@ -276,6 +266,7 @@ class Connection:
             return
         self._adopt(handle)
         out = handle.run.outcome([])
+        self._moved(out.position, out.tempo_bpm)
         self.send(
             "resumed",
             seq=m.seq,
@@ -297,7 +288,7 @@ class Connection:
         self.handle = handle
         self.processed = handle.last_seq
         _ACTIVE[handle.session_id] = self
-        LIVE.inc()
+        LIVE_SESSIONS.inc()
 
     async def _sequenced(self, m: Notes | Control, handle: LiveHandle) -> None:
         run = handle.run
@@ -317,6 +308,10 @@ class Connection:
                 judgements=[judgement_dict(j) for j in outcome.judgements],
                 position=outcome.position,
                 tempo_bpm=outcome.tempo_bpm,
+            )
+            self._moved(outcome.position, outcome.tempo_bpm)
+            JUDGEMENTS.observe(
+                time.perf_counter() - self.received_at, sum(e.kind == "on" for e in events)
             )
         elif m.kind == "pause":
             run.pause(m.seq, m.t)
@@ -375,31 +370,55 @@ class Connection:
                 samples=est.samples,
             )
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.ws_position_interval_s)
-            if self.handle is None:
-                continue
-            run = self.handle.run
-            missed = run.advance_to_server_time(self.processed, time.time())
-            if missed:
-                self.send(
-                    "missed", seq=self.processed, judgements=[judgement_dict(j) for j in missed]
-                )
-            out = run.outcome([])
-            position = (out.position, round(out.tempo_bpm, 1))
-            if out.position is not None and position != self.last_position:
-                self.last_position = position
-                self.send("position", seq=self.processed, **out.position, tempo_bpm=out.tempo_bpm)
+    def tick(self, now: float, wall: float) -> None:
+        """Called by the process's ticker every WS_POSITION_INTERVAL_S (`now` on the
+        perf_counter clock, `wall` the server's time): timeouts, missed notes, position."""
+        if self.done.is_set():
+            return
+        if self.principal is None:
+            if now - self.received_at > self.settings.ws_auth_timeout_s:
+                self.end(1008, f"no auth message within {self.settings.ws_auth_timeout_s:g} s")
+            return
+        if now - self.received_at > self.settings.ws_idle_timeout_s:
+            self.end(1001, f"idle for {self.settings.ws_idle_timeout_s:g} s")
+            return
+        run = self.handle.run if self.handle is not None else None
+        if run is None or not run.calibrated:
+            return
+        # every judged message carries the position: only the server's clock passing notes by
+        # moves it without one
+        missed = run.advance_to_server_time(self.processed, wall)
+        if not missed:
+            return
+        self.send("missed", seq=self.processed, judgements=[judgement_dict(j) for j in missed])
+        out = run.outcome([])
+        if out.position is not None and self._moved(out.position, out.tempo_bpm):
+            self.send("position", seq=self.processed, **out.position, tempo_bpm=out.tempo_bpm)
+
+    def _moved(self, position: dict[str, Any] | None, tempo_bpm: float) -> bool:
+        """Whether this differs from the position the client was last told (and remember it)."""
+        now = (position, round(tempo_bpm, 1))
+        if now == self.last_position:
+            return False
+        self.last_position = now
+        return True
 
     def _schedule_flush(self) -> None:
-        group_commit(self.settings.ws_checkpoint_interval_s).pending.add(self)
+        if not self.commit_pending:
+            self.commit_pending = True
+            group_commit(self.settings.ws_checkpoint_interval_s, self._touch_after_s).pending.add(
+                self
+            )
 
     async def _flush(self) -> None:
         async with self.flush_lock:
             handle = self.handle
             if handle is None or self.processed == handle.last_seq:
                 return
-            seq = self.processed
-            await checkpoint(handle, seq, datetime.now(UTC))
-            self.send("ack", seq=seq)
+            await checkpoint(handle, self.processed, datetime.now(UTC), self._touch_after_s)
+            self.send("ack", seq=handle.last_seq)
+
+    @property
+    def _touch_after_s(self) -> float:
+        # last_seen_at refreshed a few times per abandon period, not on every checkpoint
+        return self.settings.session_abandon_after_s / 4

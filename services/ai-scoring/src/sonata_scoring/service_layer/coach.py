@@ -4,11 +4,19 @@ deterministic coach answers otherwise, and whenever the model fails."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from sonata_scoring.domain.coach import Feedback, deterministic_feedback
+from sonata_scoring.metrics import (
+    COACH_COST_USD,
+    COACH_SECONDS_DETERMINISTIC,
+    COACH_SECONDS_OPENAI,
+    COACH_TOKENS_INPUT,
+    COACH_TOKENS_OUTPUT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,43 @@ def facts_of(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _record(
+    ledger: UsageLedger,
+    user_id: str,
+    purpose: str,
+    usage: Usage | None,
+    outcome: str,
+    at: datetime,
+) -> None:
+    """A row of the ledger, and the same tokens and cost on /metrics."""
+    await ledger.record(user_id, purpose, usage, outcome, at)
+    if usage is not None:
+        COACH_TOKENS_INPUT.inc(usage.input_tokens)
+        COACH_TOKENS_OUTPUT.inc(usage.output_tokens)
+        COACH_COST_USD.inc(usage.cost_usd)
+
+
+def _answered(how: CoachAnswer, started: float) -> None:
+    seconds = COACH_SECONDS_OPENAI if how.source == "model" else COACH_SECONDS_DETERMINISTIC
+    seconds.observe(time.perf_counter() - started)
+
+
 async def coach_feedback(
+    user_id: str,
+    report: dict[str, Any],
+    model: LanguageModel | None,
+    ledger: UsageLedger,
+    budget_usd: float,
+    now: datetime,
+    day_start: datetime,
+) -> tuple[Feedback, CoachAnswer]:
+    started = time.perf_counter()
+    feedback, how = await _feedback(user_id, report, model, ledger, budget_usd, now, day_start)
+    _answered(how, started)
+    return feedback, how
+
+
+async def _feedback(
     user_id: str,
     report: dict[str, Any],
     model: LanguageModel | None,
@@ -81,14 +125,14 @@ async def coach_feedback(
     if model is None:
         return fallback, CoachAnswer("deterministic", None)
     if await ledger.spent_since(user_id, day_start) >= budget_usd:
-        await ledger.record(user_id, "feedback", None, "over_budget", now)
+        await _record(ledger, user_id, "feedback", None, "over_budget", now)
         return fallback, CoachAnswer("deterministic", "over_budget")
     try:
         worded, usage = await model.feedback(facts_of(report))
     except ModelFailed as exc:
-        await ledger.record(user_id, "feedback", exc.usage, exc.reason, now)
+        await _record(ledger, user_id, "feedback", exc.usage, exc.reason, now)
         return fallback, CoachAnswer("deterministic", exc.reason)
-    await ledger.record(user_id, "feedback", usage, "ok", now)
+    await _record(ledger, user_id, "feedback", usage, "ok", now)
     # the drill is a measured fact the client applies as is: the model words, it does not pick
     return worded.model_copy(update={"drill": fallback.drill}), CoachAnswer("model", None)
 
@@ -104,19 +148,37 @@ async def coach_chat(
     day_start: datetime,
 ) -> tuple[str, list[str], CoachAnswer]:
     """(answer, tools called, how it was answered)."""
+    started = time.perf_counter()
+    answer, called, how = await _chat(
+        user_id, question, model, tools, ledger, budget_usd, now, day_start
+    )
+    _answered(how, started)
+    return answer, called, how
+
+
+async def _chat(
+    user_id: str,
+    question: str,
+    model: LanguageModel | None,
+    tools: Tools,
+    ledger: UsageLedger,
+    budget_usd: float,
+    now: datetime,
+    day_start: datetime,
+) -> tuple[str, list[str], CoachAnswer]:
     reason: str | None = None
     if model is not None and await ledger.spent_since(user_id, day_start) < budget_usd:
         try:
             answer, called, usage = await model.chat(question, tools)
         except ModelFailed as exc:
-            await ledger.record(user_id, "chat", exc.usage, exc.reason, now)
+            await _record(ledger, user_id, "chat", exc.usage, exc.reason, now)
             reason = exc.reason
         else:
-            await ledger.record(user_id, "chat", usage, "ok", now)
+            await _record(ledger, user_id, "chat", usage, "ok", now)
             return answer, called, CoachAnswer("model", None)
     elif model is not None:
         reason = "over_budget"
-        await ledger.record(user_id, "chat", None, reason, now)
+        await _record(ledger, user_id, "chat", None, reason, now)
     latest = await tools.call("list_my_performances", {"limit": 1})
     rows = latest.get("performances", [])
     if not rows:

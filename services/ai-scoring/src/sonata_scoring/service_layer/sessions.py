@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from sonata_contracts.ai_scoring import PerformanceScored, SessionStarted
 from sonata_engine import EngineError, Judgement, Score, SessionOptions, score_from_dict
 from sonata_messaging import Transaction
 
-from sonata_scoring.adapters.documents import LiveSessionDoc, PerformanceDoc, PieceCopy
+from sonata_scoring.adapters.documents import (
+    LiveChunkDoc,
+    LiveSessionDoc,
+    PerformanceDoc,
+    PieceCopy,
+)
 from sonata_scoring.adapters.repository import get_entitlement
 from sonata_scoring.domain.entitlements import Limits, free_entitlement
 from sonata_scoring.domain.live import LiveRun
 from sonata_scoring.domain.protocol import Start
 
+log = logging.getLogger("sonata_scoring.sessions")
 RunInTransaction = Any  # Runtime.transaction: (fn: (Transaction) -> Awaitable[T]) -> T
 
 
@@ -45,35 +53,44 @@ class LiveHandle:
     piece_version: int
     started_at: datetime
     run: LiveRun
-    last_seq: int  # the last seq written to the checkpoint
+    last_seq: int  # the last seq the checkpoint holds
     owner: str
+    seen_at: datetime  # the session's last_seen_at as last written
     flushed: int = 0  # how many rows of run.log the checkpoint holds
+    chunks: int = 0  # the checkpoint's chunks so far: the next one is chunk `chunks`
 
 
 _SCORES: OrderedDict[tuple[str, int], Score] = OrderedDict()
 _SCORE_CACHE_SIZE = 64
 
 
-async def _score(piece_id: str, user_id: str) -> tuple[PieceCopy, Score]:
-    piece = await PieceCopy.find_one(PieceCopy.piece_id == piece_id)
+async def _score(piece_id: str, user_id: str) -> tuple[int, Score]:
+    """The piece's version and its parsed score, if the user may play it. The score (tens of
+    kB) is read and parsed only the first time this process sees that version."""
+    pieces = PieceCopy.get_pymongo_collection()
+    piece = await pieces.find_one({"piece_id": piece_id}, {"score": 0})
     if (
         piece is None
-        or piece.withdrawn
-        or (piece.visibility == "private" and piece.owner_id != user_id)
+        or piece.get("withdrawn")
+        or (piece["visibility"] == "private" and piece.get("owner_id") != user_id)
     ):
         raise Refused("unknown_piece", f"no piece {piece_id!r} is available to you")
-    key = (piece.piece_id, piece.version)
+    version: int = piece["version"]
+    key = (piece_id, version)
     score = _SCORES.get(key)
     if score is None:
+        doc = await pieces.find_one({"piece_id": piece_id, "version": version}, {"score": 1})
+        if doc is None:  # replaced by a newer version between the two reads
+            raise Refused("unknown_piece", f"piece {piece_id!r} changed; start again")
         try:
-            score = score_from_dict(piece.score)
+            score = score_from_dict(doc["score"])
         except EngineError as exc:
             raise Refused("piece_unreadable", f"the piece's score cannot be read: {exc}") from None
         _SCORES[key] = score
         if len(_SCORES) > _SCORE_CACHE_SIZE:
             _SCORES.popitem(last=False)
     _SCORES.move_to_end(key)
-    return piece, score
+    return version, score
 
 
 def _options(start: Start) -> SessionOptions:
@@ -90,7 +107,7 @@ def _options(start: Start) -> SessionOptions:
 async def start_session(
     transaction: RunInTransaction, user_id: str, start: Start, free: Limits, now: datetime
 ) -> LiveHandle:
-    piece, score = await _score(start.piece_id, user_id)
+    version, score = await _score(start.piece_id, user_id)
     options = _options(start)
     try:
         run = LiveRun(score, options)
@@ -117,102 +134,155 @@ async def start_session(
         await LiveSessionDoc(
             session_id=session_id,
             user_id=user_id,
-            piece_id=piece.piece_id,
-            piece_version=piece.version,
+            piece_id=start.piece_id,
+            piece_version=version,
             options=asdict(options),
             status="live",
             day=day,
             started_at=now,
             last_seen_at=now,
             last_seq=start.seq,
-            log=[],
             owner=owner,
         ).insert(session=tx.session)
         await tx.publish(
             SessionStarted(
                 session_id=session_id,
                 user_id=user_id,
-                piece_id=piece.piece_id,
-                piece_version=piece.version,
+                piece_id=start.piece_id,
+                piece_version=version,
                 started_at=now,
                 options=asdict(options),
             )
         )
 
     await transaction(use_case)
-    return LiveHandle(
-        session_id, user_id, piece.piece_id, piece.version, now, run, start.seq, owner
-    )
+    return LiveHandle(session_id, user_id, start.piece_id, version, now, run, start.seq, owner, now)
 
 
-def _checkpoint_op(handle: LiveHandle, seq: int, now: datetime) -> tuple[UpdateOne, int]:
-    rows = handle.run.log[handle.flushed :]
-    update: dict[str, Any] = {"$set": {"last_seq": seq, "last_seen_at": now}}
-    if rows:
-        update["$push"] = {"log": {"$each": rows}}
-    guard = {
-        "session_id": handle.session_id,
-        "status": "live",
-        "owner": handle.owner,
-        "last_seq": handle.last_seq,
-    }
-    return UpdateOne(guard, update), len(rows)
-
-
-async def checkpoint(handle: LiveHandle, seq: int, now: datetime) -> None:
+async def checkpoint(handle: LiveHandle, seq: int, now: datetime, touch_after_s: float) -> None:
     """Persist what was applied up to `seq`; only then may the server acknowledge it."""
-    if not (await checkpoint_many([(handle, seq)], now))[0]:
+    if not (await checkpoint_many([(handle, seq)], now, touch_after_s))[0]:
         raise SessionGone("the session was finished or taken over by another connection")
 
 
-async def checkpoint_many(batch: list[tuple[LiveHandle, int]], now: datetime) -> list[bool]:
-    """Checkpoint many sessions in one database round trip (a group commit across the
-    process's sessions); says for each whether it was written (False: the session was finished
-    or taken over by another connection)."""
+async def checkpoint_many(
+    batch: list[tuple[LiveHandle, int]], now: datetime, touch_after_s: float
+) -> list[bool]:
+    """Checkpoint many sessions in one insert (a group commit across the process's sessions):
+    each gets one chunk with the rows applied since its last one. Says for each whether it was
+    written (False: another connection took the session over and its chunk number is taken);
+    `handle.last_seq` is then what the checkpoint holds, the seq to acknowledge. A session's
+    `last_seen_at` is refreshed when it is older than `touch_after_s`."""
     if not batch:
         return []
-    ops = [_checkpoint_op(handle, seq, now) for handle, seq in batch]
-    collection = LiveSessionDoc.get_pymongo_collection()
-    result = await collection.bulk_write([op for op, _ in ops], ordered=False)
-    if result.matched_count == len(batch):
-        written = [True] * len(batch)
-    else:
-        # some lost to another writer: the ones written now hold this owner and seq
-        held = collection.find(
-            {"$or": [{"session_id": h.session_id, "owner": h.owner} for h, _ in batch]},
-            {"session_id": 1, "last_seq": 1},
-        )
-        now_at = {doc["session_id"]: doc["last_seq"] async for doc in held}
-        written = [now_at.get(h.session_id) == seq for h, seq in batch]
-    for ok, (handle, seq), (_, rows) in zip(written, batch, ops, strict=True):
-        if ok:
-            handle.flushed += rows
-            handle.last_seq = seq
+    docs: list[dict[str, Any]] = [
+        {
+            "session_id": h.session_id,
+            "n": h.chunks,
+            "owner": h.owner,
+            "last_seq": seq,
+            "rows": h.run.log[h.flushed :],
+            "at": now,
+        }
+        for h, seq in batch
+    ]
+    chunks = LiveChunkDoc.get_pymongo_collection()
+    taken: set[int] = set()
+    try:
+        await chunks.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise  # the database failed: the caller retries, nothing is acknowledged
+        taken = {e["index"] for e in errors}
+    held: dict[tuple[str, int], dict[str, Any]] = {}
+    if taken:
+        # a chunk number already written: by this connection in a round that failed half way
+        # (it holds, and counts), or by the connection that took the session over (stop)
+        wanted = [{"session_id": docs[i]["session_id"], "n": docs[i]["n"]} for i in taken]
+        cursor = chunks.find({"$or": wanted}, {"session_id": 1, "n": 1, "owner": 1,
+                                                "last_seq": 1, "rows": 1})  # fmt: skip
+        held = {(d["session_id"], d["n"]): d async for d in cursor}
+    written: list[bool] = []
+    for i, ((handle, _), doc) in enumerate(zip(batch, docs, strict=True)):
+        if i in taken:
+            doc = held.get((handle.session_id, handle.chunks), {})
+            if doc.get("owner") != handle.owner:
+                written.append(False)
+                continue
+        handle.flushed += len(doc["rows"])
+        handle.last_seq = doc["last_seq"]
+        handle.chunks += 1
+        written.append(True)
+    stale = [
+        h
+        for (h, _), ok in zip(batch, written, strict=True)
+        if ok and (now - h.seen_at).total_seconds() >= touch_after_s
+    ]
+    if stale:
+        try:
+            await LiveSessionDoc.get_pymongo_collection().bulk_write(
+                [
+                    UpdateOne(
+                        {"session_id": h.session_id, "owner": h.owner, "status": "live"},
+                        {"$set": {"last_seen_at": now}},
+                    )
+                    for h in stale
+                ],
+                ordered=False,
+            )
+        except PyMongoError:
+            # the chunks are written and will be acknowledged; the next checkpoint tries again
+            log.warning("refreshing last_seen_at of %d live sessions failed", len(stale))
+        else:
+            for h in stale:
+                h.seen_at = now
     return written
 
 
 async def resume_session(
     session_id: str, user_id: str, replay_after: int
 ) -> tuple[LiveHandle, dict[int, list[Judgement]]]:
-    # take the session over first: from here on a connection still holding it cannot write
+    owner = uuid.uuid4().hex
     await LiveSessionDoc.get_pymongo_collection().update_one(
         {"session_id": session_id, "user_id": user_id, "status": "live"},
-        {"$set": {"owner": uuid.uuid4().hex}},
+        {"$set": {"owner": owner}},
     )
     doc = await LiveSessionDoc.find_one(LiveSessionDoc.session_id == session_id)
     if doc is None or doc.user_id != user_id:
         raise Refused("unknown_session", "no such session of yours")
     if doc.status != "live":
         raise Refused("session_finished", "the session is finished", doc.performance_id)
-    return await _rebuild(doc, replay_after)
+    return await _rebuild(doc, replay_after, take_over=owner)
 
 
 async def _rebuild(
-    doc: LiveSessionDoc, replay_after: int
+    doc: LiveSessionDoc, replay_after: int, take_over: str | None = None
 ) -> tuple[LiveHandle, dict[int, list[Judgement]]]:
+    """The session's run from its chunks. With `take_over`, that owner also writes the next
+    chunk, empty: from then on a connection still holding the session cannot write."""
     _, score = await _score(doc.piece_id, doc.user_id)
+    chunks = LiveChunkDoc.get_pymongo_collection()
+    for _ in range(20):
+        rows: list[list[Any]] = []
+        last_seq, n = doc.last_seq, 0
+        async for chunk in chunks.find({"session_id": doc.session_id}).sort("n", 1):
+            rows += chunk["rows"]
+            last_seq, n = chunk["last_seq"], n + 1
+        if take_over is None:
+            break
+        fence = {"session_id": doc.session_id, "n": n, "owner": take_over,
+                 "last_seq": last_seq, "rows": [], "at": datetime.now(UTC)}  # fmt: skip
+        try:
+            await chunks.insert_one(fence)
+        except DuplicateKeyError:
+            continue  # the connection taken over wrote one more chunk just now: read again
+        n += 1
+        break
+    else:
+        raise Refused("session_busy", "another connection keeps writing to it; resume again")
     options = SessionOptions(**doc.options)
-    run, replay = LiveRun.rebuild(score, options, doc.log, replay_after)
+    run, replay = LiveRun.rebuild(score, options, rows, replay_after)
     handle = LiveHandle(
         doc.session_id,
         doc.user_id,
@@ -220,9 +290,11 @@ async def _rebuild(
         doc.piece_version,
         doc.started_at,
         run,
-        doc.last_seq,
-        doc.owner,
-        flushed=len(doc.log),
+        last_seq,
+        take_over or doc.owner,
+        doc.last_seen_at,
+        flushed=len(rows),
+        chunks=n,
     )
     return handle, replay
 
@@ -285,8 +357,8 @@ async def finish_abandoned(transaction: RunInTransaction, now: datetime, idle_s:
         LiveSessionDoc.status == "live", LiveSessionDoc.last_seen_at < cutoff
     ):
         try:
-            handle, _ = await _rebuild(doc, doc.last_seq)
-            if not any(row[1] == "e" for row in doc.log):
+            handle, _ = await _rebuild(doc, replay_after=2**32)
+            if not any(row[1] == "e" for row in handle.run.log):
                 # nothing was played: close it without a report, nothing to score
                 await LiveSessionDoc.get_pymongo_collection().update_one(
                     {"session_id": doc.session_id, "status": "live"},
