@@ -10,9 +10,8 @@ as the `ai_scoring.performance_scored.v1` events ai-scoring sent then, at 00:30 
 each learner's own calendar days (UTC days would break the streak); today's take, played
 live, makes it three days in each zone.
 
-ai-scoring lets only the owner of a private piece play it: no event tells it who a teacher's
-students are. So this teacher also holds the admin role and publishes the piece to the public
-catalogue, which every learner may play."""
+The piece is the teacher's private one: ai-scoring lets each student play it because db's
+`db.assignment_created.v1` told it the teacher assigned it to them."""
 
 from __future__ import annotations
 
@@ -94,12 +93,11 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
 async def teacher_tokens(
     http: httpx.AsyncClient, tap: EventTap, auth: ServiceProcess, email: str
 ) -> dict[str, Any]:
-    """A teacher (and admin) as production makes one: the operator grants the roles, TOTP is
-    enrolled."""
+    """A teacher as production makes one: the operator grants the role, TOTP is enrolled."""
     await signup_verified(http, tap, auth.base_url, email)
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "sonata_auth.cli", "set-roles", email, "teacher", "admin"],
+        [sys.executable, "-m", "sonata_auth.cli", "set-roles", email, "teacher"],
         env={**os.environ, **auth.env},
         capture_output=True,
         text=True,
@@ -170,6 +168,7 @@ async def test_teacher_assigns_two_students_play_through_scoring_across_their_ow
                 http, tap, auth, f"{name}-{uuid.uuid4().hex[:6]}@example.com", zone
             )
         ana_id, ana_tokens = students["ana"]
+        leo_id = students["leo"][0]
         ana, leo = bearer(ana_tokens), bearer(students["leo"][1])
 
         # db learns each learner's timezone from auth's user_registered event.
@@ -190,7 +189,7 @@ async def test_teacher_assigns_two_students_play_through_scoring_across_their_ow
                 "title": "Minuet in G (studio copy)",
                 "level": "2",
                 "tags": "baroque",
-                "visibility": "public",
+                "visibility": "private",
             },
         )
         assert r.status_code == 201, r.text
@@ -218,9 +217,16 @@ async def test_teacher_assigns_two_students_play_through_scoring_across_their_ow
         )
         assert r.status_code == 201, r.text
         assignment_id = r.json()["assignment_id"]
-        await tap.wait_for(
-            "db.assignment_created.v1", lambda b: b["assignment_id"] == assignment_id
+        r = await http.post(
+            f"{db}/v1/assignments",
+            json={"student_id": leo_id, "piece_id": piece_id, "target_score": 85},
+            headers=teacher,
         )
+        assert r.status_code == 201, r.text
+        for assigned in (assignment_id, r.json()["assignment_id"]):
+            await tap.wait_for(
+                "db.assignment_created.v1", lambda b, a=assigned: b["assignment_id"] == a
+            )
         # The students' app reads the score from db, as a learner may.
         r = await http.get(f"{db}/v1/pieces/{piece_id}/score", headers=ana)
         assert r.status_code == 200, r.text

@@ -13,6 +13,7 @@ from sonata_scoring.adapters.documents import (
     LlmUsageDoc,
     PerformanceDoc,
     PieceCopy,
+    PieceGrant,
 )
 from sonata_scoring.adapters.llm import OpenAICoach
 from sonata_scoring.entrypoints.consumer import HANDLERS
@@ -73,6 +74,7 @@ def create_app() -> FastAPI:
         documents=[
             EntitlementDoc,
             PieceCopy,
+            PieceGrant,
             LiveSessionDoc,
             LiveChunkDoc,
             PerformanceDoc,

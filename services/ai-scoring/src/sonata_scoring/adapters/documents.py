@@ -44,6 +44,21 @@ class PieceCopy(Document):
         ]
 
 
+class PieceGrant(Document):
+    """A learner may play a private piece that is not theirs: a teacher assigned it to them."""
+
+    piece_id: str
+    user_id: str
+    assignment_id: str
+
+    class Settings:
+        name = "piece_grants"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("piece_id", ASCENDING), ("user_id", ASCENDING)], unique=True),
+            IndexModel([("user_id", ASCENDING)]),
+        ]
+
+
 class LiveSessionDoc(Document):
     """A live session: who, what and whether it is still live. What was applied is in its
     `LiveChunkDoc`s, so any process can rebuild the engine's state by replaying them."""

@@ -1,13 +1,14 @@
 """What ai-scoring consumes and publishes; the names the contract test checks."""
 
 from sonata_contracts.auth import UserDeleted
-from sonata_contracts.db import PiecePublished, PieceWithdrawn
+from sonata_contracts.db import AssignmentCreated, PiecePublished, PieceWithdrawn
 from sonata_contracts.payment import EntitlementsChanged
 from sonata_messaging import on
 
 from sonata_scoring.service_layer.handlers import (
     apply_entitlements,
     forget_user,
+    grant_assigned_piece,
     keep_piece,
     withdraw_piece,
 )
@@ -17,6 +18,7 @@ HANDLERS = [
     on(EntitlementsChanged, apply_entitlements),
     on(PiecePublished, keep_piece),
     on(PieceWithdrawn, withdraw_piece),
+    on(AssignmentCreated, grant_assigned_piece),
 ]
 CONSUMES = frozenset(spec.name for spec in HANDLERS)
 PUBLISHES = frozenset({"ai_scoring.session_started.v1", "ai_scoring.performance_scored.v1"})

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sonata_contracts.auth import UserDeleted
-from sonata_contracts.db import PiecePublished, PieceWithdrawn
+from sonata_contracts.db import AssignmentCreated, PiecePublished, PieceWithdrawn
 from sonata_contracts.payment import EntitlementsChanged
 from sonata_messaging import Transaction
 
-from sonata_scoring.adapters.documents import EntitlementDoc, PieceCopy
+from sonata_scoring.adapters.documents import EntitlementDoc, PieceCopy, PieceGrant
 from sonata_scoring.adapters.repository import get_entitlement, save_entitlement
 from sonata_scoring.domain.entitlements import Entitlement, Limits
 
@@ -55,8 +55,22 @@ async def withdraw_piece(event: PieceWithdrawn, tx: Transaction) -> None:
     )
 
 
+async def grant_assigned_piece(event: AssignmentCreated, tx: Transaction) -> None:
+    """A student may play the (possibly private) piece their teacher assigned them; the grant
+    does not wait for the piece's copy, which may arrive after it."""
+    await PieceGrant.get_pymongo_collection().update_one(
+        {"piece_id": event.piece_id, "user_id": event.student_id},
+        {"$setOnInsert": {"assignment_id": event.assignment_id}},
+        upsert=True,
+        session=tx.session,
+    )
+
+
 async def forget_user(event: UserDeleted, tx: Transaction) -> None:
     await EntitlementDoc.get_pymongo_collection().delete_many(
+        {"user_id": event.user_id}, session=tx.session
+    )
+    await PieceGrant.get_pymongo_collection().delete_many(
         {"user_id": event.user_id}, session=tx.session
     )
     await PieceCopy.get_pymongo_collection().delete_many(

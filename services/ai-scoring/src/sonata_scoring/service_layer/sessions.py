@@ -21,6 +21,7 @@ from sonata_scoring.adapters.documents import (
     LiveSessionDoc,
     PerformanceDoc,
     PieceCopy,
+    PieceGrant,
 )
 from sonata_scoring.adapters.repository import get_entitlement
 from sonata_scoring.domain.entitlements import Limits, free_entitlement
@@ -69,11 +70,7 @@ async def _score(piece_id: str, user_id: str) -> tuple[int, Score]:
     kB) is read and parsed only the first time this process sees that version."""
     pieces = PieceCopy.get_pymongo_collection()
     piece = await pieces.find_one({"piece_id": piece_id}, {"score": 0})
-    if (
-        piece is None
-        or piece.get("withdrawn")
-        or (piece["visibility"] == "private" and piece.get("owner_id") != user_id)
-    ):
+    if piece is None or piece.get("withdrawn") or not await _may_play(piece, user_id):
         raise Refused("unknown_piece", f"no piece {piece_id!r} is available to you")
     version: int = piece["version"]
     key = (piece_id, version)
@@ -91,6 +88,16 @@ async def _score(piece_id: str, user_id: str) -> tuple[int, Score]:
             _SCORES.popitem(last=False)
     _SCORES.move_to_end(key)
     return version, score
+
+
+async def _may_play(piece: dict[str, Any], user_id: str) -> bool:
+    """Public pieces, one's own, and private pieces a teacher assigned to this learner."""
+    if piece["visibility"] != "private" or piece.get("owner_id") == user_id:
+        return True
+    grant = await PieceGrant.get_pymongo_collection().find_one(
+        {"piece_id": piece["piece_id"], "user_id": user_id}, {"_id": 1}
+    )
+    return grant is not None
 
 
 def _options(start: Start) -> SessionOptions:
