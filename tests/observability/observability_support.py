@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,6 @@ import aio_pika
 import httpx
 import websockets
 from sonata_engine import score_from_dict
-from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "prometheus" / "rules"
@@ -160,40 +158,3 @@ def take(score: dict[str, Any], notes: int) -> list[dict[str, Any]]:
         events.append({"t": off, "kind": "off", "pitch": int(note["pitch"])})
     events.sort(key=lambda e: (e["t"], e["kind"] == "on"))
     return events
-
-
-async def _answer(ws: Any, kind: str, within: float = 15.0) -> dict[str, Any]:
-    while True:
-        msg: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
-        if msg["type"] == kind:
-            return msg
-        if msg["type"] in ("error", "refused"):
-            raise AssertionError(msg)
-
-
-async def live_session(
-    url: str, token: str, piece_id: str, events: list[dict[str, Any]], wait_for_piece_s: float
-) -> dict[str, Any]:
-    """One live session: start (again while ai-scoring has not received the piece yet),
-    stream ``events``, finish; returns the `finished` message."""
-    protocols = [Subprotocol("sonata.v1"), Subprotocol(f"bearer.{token}")]
-    async with websockets.connect(url, subprotocols=protocols) as ws:
-        seq = 0
-        deadline = time.monotonic() + wait_for_piece_s
-        while True:
-            await ws.send(json.dumps({"type": "start", "seq": seq, "piece_id": piece_id}))
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
-            while msg["type"] not in ("started", "refused", "error"):
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
-            if msg["type"] == "started":
-                break
-            if msg.get("code") != "unknown_piece" or time.monotonic() > deadline:
-                raise AssertionError(msg)
-            seq += 1
-            await asyncio.sleep(0.25)
-        for i in range(0, len(events), 16):
-            seq += 1
-            await ws.send(json.dumps({"type": "notes", "seq": seq, "events": events[i : i + 16]}))
-            await _answer(ws, "judged")
-        await ws.send(json.dumps({"type": "finish", "seq": seq + 1}))
-        return await _answer(ws, "finished", within=30)

@@ -41,7 +41,6 @@ from observability_support import (
     Prometheus,
     closed_websocket,
     find_or_install,
-    live_session,
     publish_malformed,
     take,
 )
@@ -49,6 +48,7 @@ from observability_support import (
 sys.path.insert(0, str(ROOT / "tests" / "fleet"))
 from auth_fleet_support import EventTap, login, signup_verified
 from local_fleet import local_fleet
+from scoring_fleet_support import play_session
 from sonata_local.plan import SERVICES, Config
 
 pytestmark = pytest.mark.fleet
@@ -150,7 +150,9 @@ async def _learner_plays_and_asks_the_coach(
         ],
     )  # fmt: skip
     ws = f"ws://{fleet.host}:{fleet.ports['ai-scoring']}/ws/v1/sessions"
-    finished = await live_session(ws, token, piece_id, take(score, 40), wait_for_piece_s=30)
+    finished = await play_session(
+        ws, token, piece_id, take(score, 40), batch=16, wait_for_piece_s=30
+    )
     bearer = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=30, headers=bearer) as http:
         feedback = await http.get(f"{scoring}/v1/performances/{finished['performance_id']}/coach")
