@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sonata_contracts.auth import UserDeleted
 from sonata_contracts.db import AssignmentCreated, PiecePublished, PieceWithdrawn
 from sonata_contracts.payment import EntitlementsChanged
 from sonata_messaging import Transaction
 
-from sonata_scoring.adapters.documents import EntitlementDoc, PieceCopy, PieceGrant
+from sonata_scoring.adapters.documents import (
+    EntitlementDoc,
+    LiveChunkDoc,
+    LiveSessionDoc,
+    LlmUsageDoc,
+    PerformanceDoc,
+    PieceCopy,
+    PieceGrant,
+)
 from sonata_scoring.adapters.repository import get_entitlement, save_entitlement
 from sonata_scoring.domain.entitlements import Entitlement, Limits
 
@@ -67,12 +77,22 @@ async def grant_assigned_piece(event: AssignmentCreated, tx: Transaction) -> Non
 
 
 async def forget_user(event: UserDeleted, tx: Transaction) -> None:
-    await EntitlementDoc.get_pymongo_collection().delete_many(
-        {"user_id": event.user_id}, session=tx.session
-    )
-    await PieceGrant.get_pymongo_collection().delete_many(
-        {"user_id": event.user_id}, session=tx.session
-    )
+    """Everything of the user goes: plan, grants, private pieces, sessions with the notes they
+    played, performances and reports. Coach spending stays for the accounts, under a pseudonym."""
+    mine = {"user_id": event.user_id}
+    sessions = LiveSessionDoc.get_pymongo_collection()
+    ids = [
+        d["session_id"] async for d in sessions.find(mine, {"session_id": 1}, session=tx.session)
+    ]
+    if ids:
+        await LiveChunkDoc.get_pymongo_collection().delete_many(
+            {"session_id": {"$in": ids}}, session=tx.session
+        )
+    for document in (EntitlementDoc, PieceGrant, LiveSessionDoc, PerformanceDoc):
+        await document.get_pymongo_collection().delete_many(mine, session=tx.session)
     await PieceCopy.get_pymongo_collection().delete_many(
         {"owner_id": event.user_id}, session=tx.session
+    )
+    await LlmUsageDoc.get_pymongo_collection().update_many(
+        mine, {"$set": {"user_id": f"erased:{uuid.uuid4().hex}"}}, session=tx.session
     )

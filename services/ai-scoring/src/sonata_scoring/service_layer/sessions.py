@@ -323,6 +323,10 @@ async def finish_session(
         )
         if closed.matched_count != 1:
             raise SessionGone("the session was already finished")
+        # the notes live on in the report; the checkpoint has done its work
+        await LiveChunkDoc.get_pymongo_collection().delete_many(
+            {"session_id": handle.session_id}, session=tx.session
+        )
         await PerformanceDoc(
             performance_id=performance_id,
             session_id=handle.session_id,
@@ -370,6 +374,9 @@ async def finish_abandoned(transaction: RunInTransaction, now: datetime, idle_s:
                 await LiveSessionDoc.get_pymongo_collection().update_one(
                     {"session_id": doc.session_id, "status": "live"},
                     {"$set": {"status": "finished"}},
+                )
+                await LiveChunkDoc.get_pymongo_collection().delete_many(
+                    {"session_id": doc.session_id}
                 )
                 continue
             await finish_session(transaction, handle, now, by="abandoned")
