@@ -406,3 +406,47 @@ def test_finish_reports_and_then_refuses_more_events() -> None:
         s.note_on(100.0, 60, 80)
     with pytest.raises(SessionStateError):
         s.finish()
+
+
+def test_a_slip_onto_the_next_written_pitch_is_a_wrong_note_not_a_leap() -> None:
+    # Eighth notes: A4 (69) played as B4 (71), the pitch written next. Taking it for that next
+    # note would leap over the A4 (missed) and leave the B4 played on time as extra; it is the
+    # A4 played wrong, and the learner is still in place for the B4.
+    eighths = [(i * 0.5, p) for i, p in enumerate(MELODY)]
+    s = LiveSession(make_score(eighths))
+    notes = [(q * SPQ, p) for q, p in eighths[:9]]
+    notes[5] = (notes[5][0], 71)
+    out = play(s, notes)
+    slip = out[5][0]
+    assert slip.kind == "wrong_pitch"
+    assert (slip.pitch, slip.expected_pitch) == (71, 69)
+    assert [o[0].kind for k, o in enumerate(out) if k != 5] == ["correct"] * 8
+    assert out[6][0].expected_pitch == 71
+    assert not any(j.kind == "missed" for o in out for j in o)
+
+
+def test_an_ornament_takes_the_key_before_the_note_it_leads_to() -> None:
+    # C-Db-Eb grace notes before a long Db on the beat, the bass struck on the beat first:
+    # the first Db is the ornament's, the second the written Db, and nothing is missed.
+    rows: list[tuple[float, int] | tuple[float, int, int] | tuple[float, int, int, bool]] = [
+        (float(i), p) for i, p in enumerate(MELODY[:4])
+    ]
+    rows += [(4.0, 48, 1), (4.0, 72, 0, True), (4.0, 73, 0, True), (4.0, 75, 0, True)]
+    rows += [(4.0, 73, 0), (6.0, 72, 0)]
+    score = make_score(rows)
+    ids = {
+        (float(r["onset_q"]), int(r["pitch"]), bool(r["is_grace"])): str(r["id"])
+        for r in score.notes
+    }
+    s = LiveSession(score)
+    notes = [(i * SPQ, p) for i, p in enumerate(MELODY[:4])]
+    notes += [(2.0, 48), (2.05, 72), (2.1, 73), (2.15, 75), (2.2, 73), (3.0, 72)]
+    out = play(s, notes)
+    said = [(o[0].kind, o[0].score_id) for o in out]
+    assert said[5:9] == [
+        ("correct", ids[(4.0, 72, True)]),
+        ("correct", ids[(4.0, 73, True)]),
+        ("correct", ids[(4.0, 75, True)]),
+        ("correct", ids[(4.0, 73, False)]),
+    ]
+    assert not any(j.kind == "missed" for o in out for j in o)

@@ -124,3 +124,26 @@ def test_one_hand_option_leaves_the_other_hand_out() -> None:
     assert len(result.matches) == len(clean)
     assert result.missed == []
     assert result.extra == []
+
+
+def test_a_wrong_pitch_landing_on_a_neighbours_pitch_is_not_matched_to_it() -> None:
+    # A scale in eighths over octaves in the left hand: G4 (67) played as F#4, then A4 (69)
+    # played as G4, on time with the left hand. The G4 an eighth late would fit the written G4
+    # at a stretch, but it sits exactly on the A4 it replaced: two wrong notes, nothing missed,
+    # nothing extra.
+    rows = [
+        (i * 0.5, p - octave, int(octave > 0))
+        for i, p in enumerate(MELODY)
+        for octave in (0, 12, 24)
+    ]
+    score = make_score(rows)
+    played = sorted((q * SPQ, p) for q, p, _ in rows)
+    k4, k5 = played.index((2.0 * SPQ, 67)), played.index((2.5 * SPQ, 69))
+    played[k4] = (played[k4][0], 66)
+    played[k5] = (played[k5][0], 67)
+    result = align_offline(score, perf(played))
+    ids = {(round(float(r["onset_q"]), 6), int(r["pitch"])): str(r["id"]) for r in score.notes}
+    assert sorted(result.wrong_pitch) == [(ids[(2.0, 67)], f"p{k4}"), (ids[(2.5, 69)], f"p{k5}")]
+    assert result.missed == []
+    assert result.extra == []
+    assert len(result.matches) == len(rows) - 2

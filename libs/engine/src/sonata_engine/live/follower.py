@@ -67,6 +67,7 @@ WRONG_BASE = 1.0
 WRONG_MARGIN = 0.5  # a wrong pitch may cost a little more than an extra note would
 WRONG_SEMITONE = 0.5  # two semitones off is less likely meant than one
 WRONG_AHEAD_GROUPS = 2
+SLIP_MARGIN = 0.3  # a wrong pitch skipping fewer notes beats a match by this much (``_slip``)
 CUR_LEFT_WEIGHT = 0.5
 SIGMA_S = 0.08  # spread of the notes of one group (chords, asynchrony), seconds
 SIGMA_S_REL = 0.15  # ... growing with the beat: slow chords are rolled slowly
@@ -368,6 +369,13 @@ class Follower:
         spq = self.tempo.spq
         c = self._scan(pitch, t, EXTRA_COST)
         if c.note >= 0:
+            c = self._grace_first(c, pitch)
+            # in the flow of the playing only: after a break a leap may be a jump, and going
+            # round a loop is no leap
+            steady = self.tracker is None and not c.wrapped
+            slip = self._slip(pitch, t, c) if c.skip > 0 and steady else None
+            if slip is not None:
+                return slip
             return Decision("correct", c.note, c.expected_t, spq, c.skip, c.wrapped, c.cost)
         best: Cand | None = None
         bound = EXTRA_COST + WRONG_MARGIN
@@ -387,6 +395,45 @@ class Follower:
         return Decision(
             "extra", -1, self.expected_time(max(self.cur, 0)), spq, 0.0, cost=EXTRA_COST
         )
+
+    def _grace_first(self, c: Cand, pitch: int) -> Cand:
+        """A main note whose own grace notes are being played, one of them on the same key:
+        that key is struck for the grace note first (an ornament written as C-Db-Eb before a
+        long Db). Once the learner has begun the ornament, its note takes the key."""
+        g = self.g
+        j = c.note
+        gj = g.group_of[j]
+        gp = gj - 1
+        if g.grace[j] or gp < 0 or not g.g_grace[gp] or g.g_q[gp] != g.g_q[gj]:
+            return c
+        notes = range(g.g_first[gp], g.g_end[gp])
+        if not any(self.st(k) == MATCHED for k in notes):
+            return c
+        for k in notes:
+            if g.pitch[k] == pitch and self.st(k) == UNPLAYED:
+                return Cand(c.cost, k, c.expected_t, c.skip, c.wrapped)
+        return c
+
+    def _slip(self, pitch: int, t: float, c: Cand) -> Decision | None:
+        """A wrong pitch instead of a match ``c`` that leaps over written notes: when a note
+        one or two semitones away is due here skipping fewer notes, and fits clearly better
+        (by ``SLIP_MARGIN``), the learner more likely slipped than leapt."""
+        best: Decision | None = None
+        bound = c.cost - SLIP_MARGIN
+        for dp in (-1, 1, -2, 2):
+            extra_semitone = WRONG_SEMITONE * (abs(dp) - 1)
+            w = self._scan(pitch + dp, t, bound - WRONG_BASE - extra_semitone)
+            if w.note < 0 or w.wrapped or w.skip >= c.skip:
+                continue
+            if not self.cur <= self.g.group_of[w.note] <= self.cur + WRONG_AHEAD_GROUPS:
+                continue
+            cost = w.cost + WRONG_BASE + extra_semitone
+            if cost < bound:
+                bound = cost
+                best = Decision(
+                    "wrong_pitch", w.note, w.expected_t, self.tempo.spq, w.skip, cost=cost
+                )
+        return best
 
     def _is_other_hand(self, pitch: int) -> bool:
         other = self.other

@@ -6,8 +6,10 @@
    groups the follower matched, and every score note gets an expected time.
 3. Each pitch is aligned on its own with an order-preserving dynamic programme against those
    expected times (``pitchdp``); the map is refitted from the result and the step repeated.
-4. Left-over played notes and left-over score notes close in time and one or two semitones
-   apart are paired as wrong pitches.
+4. A played note matched far from its score note's time, where an unmatched score note one or
+   two semitones away was due, is that note played wrong rather than the other played late or
+   early: the match is released. Left-over played notes and left-over score notes close in time
+   and one or two semitones apart are then paired as wrong pitches.
 5. Each pass is one attempt (``AlignmentPass``): a score note played in several passes (a
    restart, a jump back) is matched once in each; notes skipped inside a pass are missed.
 """
@@ -43,6 +45,10 @@ SIGMA_Q = 0.12  # ... plus this many quarters at the local tempo
 GRACE_SIGMA_S = 0.12  # grace notes wander more
 WRONG_WINDOW_Q = 0.5  # a wrong pitch sits at most this far (quarters) from the note it replaced
 WRONG_WINDOW_MIN_S = 0.12
+#: What calling a played note a wrong pitch costs beyond its timing, in the units of
+#: ``pitchdp`` (0.5 z^2): a match is released only when the note fits the other score note's
+#: time this much better (as much as skipping a note costs).
+WRONG_PRICE = 2.0
 
 
 class _Pass:
@@ -143,6 +149,7 @@ def _align_pass(graph: ScoreGraph, p: _Pass, onset: list[float], pitch: list[int
                 found.append((s_notes[s_list[a]], p_list[b]))
         pairs = found if found else pairs
     p.matches = dict(pairs)
+    _release_misplaced(graph, p, s_notes, expected, sigma, tm, s_eq, onset, pitch)
     _pair_wrong(graph, p, s_notes, expected, tm, s_eq, onset, pitch)
 
 
@@ -153,6 +160,55 @@ def _time_map(graph: ScoreGraph, pairs: list[tuple[int, int]], onset: list[float
             by_group[graph.group_of[j]].append(onset[k])
     gs = sorted(by_group)
     return TimeMap([graph.g_eq[g] for g in gs], [median(by_group[g]) for g in gs], graph.spq0)
+
+
+def _release_misplaced(
+    graph: ScoreGraph,
+    p: _Pass,
+    s_notes: list[int],
+    expected: np.ndarray,
+    sigma: np.ndarray,
+    tm: TimeMap,
+    s_eq: np.ndarray,
+    onset: list[float],
+    pitch: list[int],
+) -> None:
+    """Undo the matches that a wrong pitch explains clearly better.
+
+    Each pitch was aligned on its own, so a note played one or two semitones off can take a
+    score note of its own pitch a beat away (whose own played note, if any, is then left over)
+    while the note it replaced, due right then, looks missed. When the played note fits that
+    unmatched note's time better by more than ``WRONG_PRICE`` (in the dynamic programme's units,
+    0.5 z^2), the match goes; ``_pair_wrong`` then pairs the note with the one it replaced.
+    """
+    at = {j: a for a, j in enumerate(s_notes)}
+    grace = [GRACE_SIGMA_S if graph.grace[j] else 0.0 for j in s_notes]
+    window = np.maximum(WRONG_WINDOW_MIN_S, WRONG_WINDOW_Q * tm.local_spq(s_eq))
+    left = sorted((float(expected[a]), a) for a, j in enumerate(s_notes) if j not in p.matches)
+    if not left:
+        return
+    times = [t for t, _ in left]
+    reach = float(window.max())
+    release: list[int] = []
+    for j, k in p.matches.items():
+        a = at[j]
+        z = (onset[k] - float(expected[a])) / (float(sigma[a]) + grace[a])
+        cost = 0.5 * z * z
+        if cost <= WRONG_PRICE:
+            continue
+        t = onset[k]
+        for x in range(bisect_left(times, t - reach), len(left)):
+            te, b = left[x]
+            if te - t > reach:
+                break
+            if abs(te - t) > window[b] or not 1 <= abs(graph.pitch[s_notes[b]] - pitch[k]) <= 2:
+                continue
+            zb = (t - te) / (float(sigma[b]) + grace[b])
+            if cost > 0.5 * zb * zb + WRONG_PRICE:
+                release.append(j)
+                break
+    for j in release:
+        del p.matches[j]
 
 
 def _pair_wrong(
