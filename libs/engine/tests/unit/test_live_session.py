@@ -450,3 +450,22 @@ def test_an_ornament_takes_the_key_before_the_note_it_leads_to() -> None:
         ("correct", ids[(4.0, 73, False)]),
     ]
     assert not any(j.kind == "missed" for o in out for j in o)
+
+
+@pytest.mark.parametrize(("resume", "after_s"), [(4, 1.3), (20, 1.0)], ids=["back", "ahead"])
+def test_a_long_note_cut_short_to_jump_is_followed_within_three_notes(
+    resume: int, after_s: float
+) -> None:
+    # bar 4 ends on a whole note (2 s): the learner leaves it early, before the music asks
+    # for the next note, and plays bar 2 again (or goes on to bar 6)
+    beats = [*range(13), *range(16, 32)]
+    score = make_score([(float(b), MELODY[b]) for b in beats])
+    ids = ids_of(score)
+    s = LiveSession(score)
+    for b in beats[:13]:
+        assert s.note_on(b * SPQ, MELODY[b], 80)[0].kind == "correct"
+    t = 12 * SPQ + after_s
+    again = [b for b in beats if b >= resume][:8]
+    after = [s.note_on(t + i * SPQ, MELODY[b], 80)[0] for i, b in enumerate(again)]
+    expected = [ids[(float(b), MELODY[b])] for b in again]
+    assert notes_until_back_on_place(after, expected) <= 3, [j.reason for j in after]

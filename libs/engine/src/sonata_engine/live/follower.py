@@ -7,8 +7,9 @@ would skip plus how far its expected time is from the arrival time. The cheapest
 wins when it is cheaper than calling the note extra; otherwise a nearby unplayed note one or
 two semitones away makes it a wrong pitch.
 
-Keeping place when the learner jumps: after a break in the playing, the places a learner
-goes to (carrying on, restarting the bar, the bars around it) are compared note by note
+Keeping place when the learner jumps: after a break in the playing (or a shorter hesitation
+before a note that does not fit where the learner was), the places a learner goes to
+(carrying on, restarting the bar, the bars around it) are compared note by note
 (``reentry``) and the follower moves to the one that explains the notes clearly best, back
 again if it was wrong. Beyond that, every note remembers what placing it cost. Once the
 recent notes, from the first badly placed one, have cost enough together, they are looked up
@@ -97,6 +98,8 @@ SEGMENT_MIN = 3
 SEGMENT_UNPLACED = 2  # notes after the break the follower could not place, at least
 BREAK_FACTOR = 1.5  # a gap this many times what the score asks for, and BREAK_S at least
 ARM_FACTOR = 1.2  # ... this many times, for comparing the places the learner may have gone to
+#: ... or at least this long (seconds) when the note after it does not fit where the learner was
+MISFIT_BREAK_S = 0.6
 LONG_FACTOR = 2.0  # a long break: this many times what the score asks for,
 LONG_BREAK_S = 0.6  # ... and this long at least
 UNPLACED_COST = 2.0  # a segment note the follower left unplaced (extra, wrong pitch)
@@ -232,6 +235,17 @@ class Follower:
         ):
             self._arm(self._breaks(t, LONG_FACTOR) and t - self.last_t >= LONG_BREAK_S)
         d = self._decide(t, pitch)
+        if (
+            self.track_breaks
+            and self.tracker is None
+            and self.cur >= 0
+            and t - self.last_t >= MISFIT_BREAK_S
+            and d.kind != "correct"
+        ):
+            # a learner who cuts a long note short to go back or on leaves no gap longer
+            # than the music asks for; a note after a hesitation that does not fit where
+            # they were tells the same
+            self._arm(False)
         if d.kind == "extra" and self.other is not None and self._is_other_hand(pitch):
             d.other_hand = True
         if d.note >= 0:

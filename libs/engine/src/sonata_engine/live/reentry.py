@@ -10,8 +10,10 @@ and carries a prior for how likely a learner is to go there: the next bar (carry
 few notes) and restarting the bar are the commonest, then the bars just before, then the bars
 further on. The follower moves to another place once it explains at least two notes, all of
 them nearly as written, and better than the place the follower stands on by a margin (a
-smaller one once it explains more notes, or after a long break); it moves back the same way
-if the notes after show it wrong. After ``TRACK_NOTES`` notes the place it stands on is kept.
+smaller one once it explains more notes, or after a long break, or when the place it stands
+on was itself a guess made since the break and the other explains every note); it moves back
+the same way if the notes after show it wrong. After ``TRACK_NOTES`` notes the place it
+stands on is kept.
 
 Each place looks at most ``STEP_GROUPS`` onset groups ahead per note and there are at most
 ``2 * BAR_RANGE + 3`` places, so a note costs a bounded amount of work whatever the length of
@@ -245,7 +247,12 @@ class Tracker:
         if best is self.active or best.placed < MIN_PLACED:
             return None
         margin = self.margin if best.placed < SURE_PLACED else min(self.margin, SURE_MARGIN)
-        if self.long and best.cost <= EXACT_COST and best.placed >= EXACT_PLACED:
+        exact = best.cost <= EXACT_COST
+        if self.long and exact and best.placed >= EXACT_PLACED:
+            margin = min(margin, EXACT_MARGIN)
+        if exact and not self.active.carry_on and best.placed == len(self.notes):
+            # the follower already stands on a guess made since the break: another place
+            # that explains every note nearly as written needs no wide margin to replace it
             margin = min(margin, EXACT_MARGIN)
         if best.total + margin >= self.active.total:
             return None
