@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -28,14 +29,20 @@ async def _provider_customer(provider: PaymentProvider, user_id: str, now: datet
         name=None if found is None else found.get("display_name"),
         idempotency_key=f"customer-{user_id}",
     )
-    await Customer.get_pymongo_collection().update_one(
-        {"user_id": user_id},
-        {
-            "$set": {"provider_customer_id": customer_id},
-            "$setOnInsert": {"email": None, "display_name": None, "created_at": now},
-        },
-        upsert=True,
-    )
+    customers = Customer.get_pymongo_collection()
+    try:
+        await customers.update_one(
+            {"user_id": user_id},
+            {
+                "$set": {"provider_customer_id": customer_id},
+                "$setOnInsert": {"email": None, "display_name": None, "created_at": now},
+            },
+            upsert=True,
+        )
+    except DuplicateKeyError:  # a concurrent request made the row first: fill it in
+        await customers.update_one(
+            {"user_id": user_id}, {"$set": {"provider_customer_id": customer_id}}
+        )
     return customer_id
 
 
@@ -83,27 +90,30 @@ async def start_checkout(
 
 async def _open_order(user_id: str, key: str, item: str, now: datetime) -> dict[str, Any]:
     orders = Order.get_pymongo_collection()
-    try:
-        found = await orders.find_one_and_update(
-            {"user_id": user_id, "order_key": key},
-            {
-                "$setOnInsert": {
-                    "order_id": uuid.uuid4().hex,
-                    "item": item,
-                    "session_id": None,
-                    "url": None,
-                    "created_at": now,
-                }
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-    except DuplicateKeyError:
-        # a concurrent retry inserted it first: that order is this one
-        found = await orders.find_one({"user_id": user_id, "order_key": key})
-    if found is None:
-        raise Conflict("the order changed meanwhile; retry", code="busy")
-    return dict(found)
+    for attempt in range(20):
+        try:
+            found = await orders.find_one_and_update(
+                {"user_id": user_id, "order_key": key},
+                {
+                    "$setOnInsert": {
+                        "order_id": uuid.uuid4().hex,
+                        "item": item,
+                        "session_id": None,
+                        "url": None,
+                        "created_at": now,
+                    }
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            # a concurrent retry inserted it first: that order is this one (MongoDB's advice
+            # for racing upserts is to try again; the winner may not be readable at once)
+            found = await orders.find_one({"user_id": user_id, "order_key": key})
+        if found is not None:
+            return dict(found)
+        await asyncio.sleep(0.005 * (attempt + 1))
+    raise Conflict("the order changed meanwhile; retry", code="busy")
 
 
 async def close_order(order_id: str, session: AsyncClientSession) -> None:
