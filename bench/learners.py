@@ -4,9 +4,11 @@
 
 Recovery after a jump, restart or pause: the number of notes of the new pass the session
 judges wrongly before its decisions are right for ``SETTLE`` notes in a row. "strict": the exact
-score note; "same music": any score note of the same pitch whose chord and next
-``SAME_MUSIC_CHORDS - 1`` chords hold the same pitches, since no one can tell such passages
-apart from what is played (an unfolded repeat, a bar written twice).
+score note; "same music": any score note of the same pitch whose chord, and the chords before
+it back to where the pass began (at most ``SAME_MUSIC_CHORDS``), hold the same pitches as the
+true note's: at the moment of judging, nothing played so far tells such places apart (an
+unfolded repeat, a bar written twice, the same chord opening two bars). Once the music of the
+two places differs, only the true place counts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +31,50 @@ from bench.simulator import SCENARIOS, SETTLE, Scenario, Session, simulate
 
 LONG_SCENARIOS = ("jump back", "jump ahead", "learner")
 LONG_NOTES = 10_000
-SAME_MUSIC_CHORDS = 4
+SAME_MUSIC_CHORDS = 16
 
 
-def music_keys(score: Score) -> dict[str, tuple[object, ...]]:
-    """Per score note: its pitch and the pitch sets of its chord and the chords after it."""
+@dataclass(frozen=True)
+class Music:
+    """Per score note its pitch, its chord's pitches and its place in the piece's sequence of
+    chords (grace notes left out: an ornament does not make two bars different music)."""
+
+    pitch: dict[str, int]
+    chord: dict[str, frozenset[int]]
+    group: dict[str, int]
+    chords: list[frozenset[int]]
+
+    def same(self, said: str, truth: str, pass_start: int) -> bool:
+        """``said`` cannot be told from ``truth`` by the notes of a pass begun at chord
+        ``pass_start``: same pitch, same chord, and the same chords before it back to the
+        pass's start."""
+        if self.pitch.get(said) != self.pitch.get(truth) or self.chord[said] != self.chord[truth]:
+            return False
+        gs, gt = self.group[said], self.group[truth]
+        depth = min(max(gt - pass_start, 0), SAME_MUSIC_CHORDS)
+        if gs < depth:
+            return False
+        return all(self.chords[gs - k] == self.chords[gt - k] for k in range(1, depth + 1))
+
+
+def music_keys(score: Score) -> Music:
     notes = score.notes
     onsets, group_of = np.unique(notes["onset_q"], return_inverse=True)
-    chords = [frozenset(int(p) for p in notes["pitch"][group_of == g]) for g in range(len(onsets))]
-    out: dict[str, tuple[object, ...]] = {}
-    for k, note in enumerate(notes):
-        g = int(group_of[k])
-        out[str(note["id"])] = (int(note["pitch"]), *chords[g : g + SAME_MUSIC_CHORDS])
-    return out
+    members = [np.flatnonzero(group_of == g) for g in range(len(onsets))]
+    sets = [frozenset(int(p) for p in notes["pitch"][m]) for m in members]
+    main = [g for g, m in enumerate(members) if not notes["is_grace"][m].all()]
+    # each group's place in the sequence of chords: a grace group takes the chord after it
+    place = np.searchsorted(np.array(main, dtype=np.int64), np.arange(len(onsets)))
+    ids = [str(i) for i in notes["id"]]
+    return Music(
+        dict(zip(ids, (int(p) for p in notes["pitch"]), strict=True)),
+        {sid: sets[int(g)] for sid, g in zip(ids, group_of, strict=True)},
+        {sid: int(place[g]) for sid, g in zip(ids, group_of, strict=True)},
+        [sets[g] for g in main],
+    )
 
 
-def recovery(
-    session: Session, judgements: list[Judgement], keys: dict[str, tuple[object, ...]] | None
-) -> list[int | None]:
+def recovery(session: Session, judgements: list[Judgement], keys: Music | None) -> list[int | None]:
     """Per jump of the session: notes judged wrongly before the session settles (None: never
     within the pass). With ``keys`` (see music_keys), a note of the same music counts as right."""
     first: dict[str, Judgement] = {}
@@ -54,22 +83,22 @@ def recovery(
             first[j.perf_id] = j
     meant = {pid: sid for label, sid, pid in session.case.truth if label == "match"}
 
-    def same(said: str | None, truth: str) -> bool:
-        if said == truth:
-            return True
-        return keys is not None and said is not None and keys.get(said) == keys.get(truth)
-
-    def right(pid: str) -> bool:
+    def right(pid: str, start: int) -> bool:
         j = first.get(pid)
         if j is None:
             return False
-        if pid in meant:
-            return j.kind == "correct" and same(j.score_id, str(meant[pid]))
-        return j.kind != "correct"
+        if pid not in meant:
+            return j.kind != "correct"
+        truth = str(meant[pid])
+        if j.kind != "correct" or j.score_id is None:
+            return False
+        return j.score_id == truth or (keys is not None and keys.same(j.score_id, truth, start))
 
     out: list[int | None] = []
     for jump in session.jumps:
-        ok = [right(p) for p in jump.perf_ids]
+        starts = [keys.group[str(meant[p])] for p in jump.perf_ids if p in meant] if keys else []
+        start = min(starts, default=0)
+        ok = [right(p, start) for p in jump.perf_ids]
         settled = None
         for i in range(len(ok)):
             if all(ok[i : i + SETTLE]):

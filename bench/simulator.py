@@ -14,6 +14,7 @@ note no pass ever played is a deletion. The unplayed tail of a bar the learner r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ from bench.metric import Triple
 SETTLE = 5  # a session is back when this many consecutive decisions are right
 
 
+_NOT_PLAYED = {"right": 1, "left": 0}  # the hand a one-hand pass leaves out, as the engine
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -34,8 +38,8 @@ class Scenario:
     jumps_back: int = 0  # 2-8 bars back
     jumps_ahead: int = 0  # 2-8 bars ahead
     pauses: int = 0  # 3-20 s of silence mid-piece
-    right_hand_only: bool = False
-    tell_hand: bool = False  # the session is told (hands="right"): left-hand notes are not due
+    one_hand: Literal["", "right", "left"] = ""  # only this hand's notes are played
+    tell_hand: bool = False  # the session is told (hands=one_hand): the other's are not due
     bursts: float = 0.0  # chance per chord that a burst of 3-6 wrong notes starts
     extra: float = 0.0  # chance per note of an extra note next to it
     missed: float = 0.0  # chance per note that it is left out
@@ -51,8 +55,9 @@ SCENARIOS = (
     Scenario("40 % tempo", tempo=(0.4, 0.4)),
     Scenario("200 % tempo", tempo=(2.0, 2.0)),
     Scenario("tempo 40-200 % after pauses", tempo=(0.4, 2.0), pauses=4),
-    Scenario("right hand only", right_hand_only=True),
-    Scenario("right hand only (session told)", right_hand_only=True, tell_hand=True),
+    Scenario("right hand only", one_hand="right"),
+    Scenario("left hand only", one_hand="left"),
+    Scenario("right hand only (session told)", one_hand="right", tell_hand=True),
     Scenario("wrong notes in bursts", bursts=0.04),
     Scenario(
         "learner",
@@ -114,7 +119,7 @@ def simulate(score: Score, scenario: Scenario, seed: int, name: str) -> Session:
             chord_pitches = {int(p) for p in notes["pitch"][groups[g]]}
             for i in rng.permutation(groups[g]):
                 sid = str(notes["id"][i])
-                if scenario.right_hand_only and int(notes["hand"][i]) == 1:
+                if scenario.one_hand and int(notes["hand"][i]) == _NOT_PLAYED[scenario.one_hand]:
                     continue
                 if rng.random() < scenario.missed:
                     truth.add(("deletion", sid, None))
@@ -153,8 +158,9 @@ def simulate(score: Score, scenario: Scenario, seed: int, name: str) -> Session:
             jumps.append(Jump(kind, pass_ids))
         last_onset = max((r[2] for r in rows), default=t)
         t = max(t, last_onset) + 0.3
-    told = scenario.right_hand_only and scenario.tell_hand
-    due = [str(n["id"]) for n in notes if not (told and int(n["hand"]) == 1)]
+    hand = scenario.one_hand
+    told = hand != "" and scenario.tell_hand
+    due = [str(n["id"]) for n in notes if not told or int(n["hand"]) != _NOT_PLAYED[hand]]
     truth.update(("deletion", sid, None) for sid in due if sid not in played)
     perf = _release_before_restrike(np.array(rows, dtype=PERF_NOTE_DTYPE))
     for jump in jumps:
@@ -162,7 +168,7 @@ def simulate(score: Score, scenario: Scenario, seed: int, name: str) -> Session:
         jump.perf_ids = [str(p) for p in perf["id"] if str(p) in members]
     empty = np.zeros(0, dtype=[("id", "U32")])  # no peer runs on simulated sessions
     case = Case(f"{name}/{scenario.name}", name, perf, [], truth, subs, empty)
-    options = SessionOptions(hands="right") if told else SessionOptions()
+    options = SessionOptions(hands=hand) if hand != "" and told else SessionOptions()
     return Session(case, scenario.name, jumps, options, due if told else None)
 
 

@@ -77,7 +77,7 @@ def test_half_tempo_takes_twice_as_long() -> None:
 
 def test_one_hand_only_leaves_the_other_hands_notes_missed() -> None:
     score = _score()
-    session = simulate(score, Scenario("rh", right_hand_only=True), 3, "t")
+    session = simulate(score, Scenario("rh", one_hand="right"), 3, "t")
     _consistent(session, score)
     deleted = {sid for label, sid, _ in session.case.truth if label == "deletion"}
     left = {str(n["id"]) for n in score.notes if n["hand"] == 1}
@@ -86,7 +86,7 @@ def test_one_hand_only_leaves_the_other_hands_notes_missed() -> None:
 
 def test_a_session_told_to_follow_one_hand_owes_nothing_for_the_other() -> None:
     score = _score()
-    session = simulate(score, Scenario("rh", right_hand_only=True, tell_hand=True), 3, "t")
+    session = simulate(score, Scenario("rh", one_hand="right", tell_hand=True), 3, "t")
     assert session.options.hands == "right"
     right = {str(n["id"]) for n in score.notes if n["hand"] != 1}
     assert set(session.due or ()) == right

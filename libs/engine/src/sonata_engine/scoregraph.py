@@ -97,6 +97,7 @@ class ScoreGraph:
     g_q: list[float]  # written onset, quarters
     g_grace: list[bool]
     g_weight: list[float]  # what passing the group's notes unplayed costs
+    g_weight_right: list[float]  # ... its right-hand notes
     by_pitch: dict[int, list[int]]  # pitch -> note indices, ascending
     by_pitch_groups: dict[int, list[int]]  # pitch -> group of each of those notes
     pitch_group_arr: dict[int, npt.NDArray[np.int64]]
@@ -170,6 +171,11 @@ class ScoreGraph:
             g_grace=g_grace,
             g_weight=[
                 (GRACE_SKIP if g_grace[g] else 1.0) * (g_end[g] - g_first[g])
+                for g in range(len(g_first))
+            ],
+            g_weight_right=[
+                (GRACE_SKIP if g_grace[g] else 1.0)
+                * int(np.sum(notes["hand"][g_first[g] : g_end[g]] == 0))
                 for g in range(len(g_first))
             ],
             by_pitch=by_pitch,

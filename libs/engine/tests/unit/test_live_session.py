@@ -327,6 +327,57 @@ def test_one_hand_only_expects_that_hand_and_calls_the_other_extra() -> None:
     assert not [j for j in every if j.kind == "missed"]
 
 
+def accompanied_melody() -> Score:
+    """A melody note every second beat over a three-note left-hand chord on every beat:
+    leaving out the left hand skips three or six written notes between melody notes."""
+    rows: list[tuple[float, int] | tuple[float, int, int]] = []
+    for i, p in enumerate(MELODY[:16]):
+        rows.append((2.0 * i + 1.0, p + 12, 0))
+        for beat in (2.0 * i, 2.0 * i + 1.0):
+            base = BASS[i % len(BASS)] - 12
+            rows += [(beat, base, 1), (beat, base + 7, 1), (beat, base + 10, 1)]
+    return make_score(rows)
+
+
+@pytest.mark.parametrize("hand", [0, 1])
+def test_one_hand_played_without_saying_so_is_followed_and_the_other_is_missed(
+    hand: int,
+) -> None:
+    score = accompanied_melody()
+    s = LiveSession(score)  # not told: both hands are expected
+    mine = score.notes[score.notes["hand"] == hand]
+    said: list[Judgement] = []
+    for q in np.unique(mine["onset_q"]):
+        chord = mine[mine["onset_q"] == q]
+        for k, note in enumerate(chord):
+            said += s.note_on(float(q) * SPQ + 0.01 * k, int(note["pitch"]), 80)
+    said += s.advance(float(score.notes["onset_q"].max()) * SPQ + 5.0)
+    played = [j for j in said if j.perf_id is not None]
+    assert [j.kind for j in played] == ["correct"] * len(mine)
+    assert [j.score_id for j in played] == [str(i) for i in mine["id"]]
+    missed = {j.score_id for j in said if j.kind == "missed"}
+    other = {str(i) for i in score.notes["id"][score.notes["hand"] != hand]}
+    # all but the chords around the last note played, which no later note makes certain
+    assert missed <= other
+    assert len(missed) >= len(other) - 6
+
+
+def test_both_hands_again_after_one_hand_are_followed() -> None:
+    score = accompanied_melody()
+    s = LiveSession(score)
+    notes = score.notes
+    said: list[Judgement] = []
+    for q in np.unique(notes["onset_q"]):
+        chord = notes[notes["onset_q"] == q]
+        if q < 12:  # the right hand alone, then both
+            chord = chord[chord["hand"] == 0]
+        for k, note in enumerate(chord):
+            said += list(s.note_on(float(q) * SPQ + 0.01 * k, int(note["pitch"]), 80))
+    both = [j for j in said if j.perf_id is not None and j.position and j.position.onset_q >= 12]
+    assert both
+    assert all(j.kind == "correct" for j in both)
+
+
 def test_loop_over_bars_wraps_from_last_to_first_bar() -> None:
     score = melody_score()
     s = LiveSession(score, SessionOptions(first_bar=2, last_bar=3))

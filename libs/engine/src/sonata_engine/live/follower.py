@@ -70,6 +70,13 @@ WRONG_SEMITONE = 0.5  # two semitones off is less likely meant than one
 WRONG_AHEAD_GROUPS = 2
 SLIP_MARGIN = 0.3  # a wrong pitch skipping fewer notes beats a match by this much (``_slip``)
 CUR_LEFT_WEIGHT = 0.5
+#: Playing one hand without saying so: leaving out the other hand's notes costs this much
+#: once, not one per note; once that hand has been silent for HAND_QUIET_GROUPS groups in a
+#: row, leaving it out costs HAND_QUIET_COST.
+HAND_SILENT_COST = 2.5
+HAND_QUIET_COST = 0.1
+HAND_QUIET_GROUPS = 2
+HAND_LOOK_GROUPS = 8  # the groups passed that a move is judged on
 SIGMA_S = 0.08  # spread of the notes of one group (chords, asynchrony), seconds
 SIGMA_S_REL = 0.15  # ... growing with the beat: slow chords are rolled slowly
 SIGMA_EARLY = 0.3  # spread of a tempo ratio (log) when a note comes sooner than expected
@@ -170,6 +177,11 @@ class Follower:
         self.note_pass = [-1] * n
         self.g_pass = [-1] * ng
         self.g_unplayed: list[float] = list(graph.g_weight)
+        self.g_unplayed_right: list[float] = list(graph.g_weight_right)
+        #: both hands are expected; per hand (right, left): groups passed in a row with notes
+        #: of that hand and none of them played
+        self.two_hands = 0.0 < sum(graph.g_weight_right) < sum(graph.g_weight)
+        self.silent = [0, 0]
         self.pass_no = 0
         self.cur = -1
         self.anchor_g = -1
@@ -193,7 +205,7 @@ class Follower:
         #: what changed since (note index, state, pass; group, pass, unplayed weight)
         self.tracker: Tracker | None = None
         self._snap: _Snapshot | None = None
-        self._undo: list[tuple[int, int, int, int, int, float]] | None = None
+        self._undo: list[tuple[int, int, int, int, int, float, float]] | None = None
 
     # -- per-pass bookkeeping -------------------------------------------------------------
     def st(self, j: int) -> int:
@@ -202,18 +214,35 @@ class Follower:
     def unplayed_in(self, g: int) -> float:
         return self.g_unplayed[g] if self.g_pass[g] == self.pass_no else self.g.g_weight[g]
 
+    def unplayed_right_in(self, g: int) -> float:
+        if self.g_pass[g] == self.pass_no:
+            return self.g_unplayed_right[g]
+        return self.g.g_weight_right[g]
+
     def _set(self, j: int, new: int) -> None:
         g = self.g.group_of[j]
         if self._undo is not None:
             self._undo.append(
-                (j, self.state[j], self.note_pass[j], g, self.g_pass[g], self.g_unplayed[g])
+                (
+                    j,
+                    self.state[j],
+                    self.note_pass[j],
+                    g,
+                    self.g_pass[g],
+                    self.g_unplayed[g],
+                    self.g_unplayed_right[g],
+                )
             )
         if self.g_pass[g] != self.pass_no:
             self.g_pass[g] = self.pass_no
             self.g_unplayed[g] = self.g.g_weight[g]
+            self.g_unplayed_right[g] = self.g.g_weight_right[g]
         old = self.st(j)
         if old == UNPLAYED and new != UNPLAYED:
-            self.g_unplayed[g] -= GRACE_SKIP if self.g.grace[j] else 1.0
+            w = GRACE_SKIP if self.g.grace[j] else 1.0
+            self.g_unplayed[g] -= w
+            if self.g.hand[j] == 0:
+                self.g_unplayed_right[g] -= w
         self.state[j] = new
         self.note_pass[j] = self.pass_no
 
@@ -331,6 +360,13 @@ class Follower:
         skip_to = cur + 1
         # Moving on leaves the rest of the current group behind: cheap, but not free.
         skipped = CUR_LEFT_WEIGHT * self.unplayed_in(cur) if cur >= 0 else 0.0
+        hands = self.two_hands
+        if hands:
+            # what the notes skipped cost if the learner plays one hand only
+            right = CUR_LEFT_WEIGHT * self.unplayed_right_in(cur) if cur >= 0 else 0.0
+            quiet = [
+                HAND_QUIET_COST if n >= HAND_QUIET_GROUPS else HAND_SILENT_COST for n in self.silent
+            ]
         for j in cands:
             gj = g.group_of[j]
             s = self.st(j)
@@ -344,8 +380,14 @@ class Follower:
                     continue
                 while skip_to < gj:
                     skipped += self.unplayed_in(skip_to)
+                    if hands:
+                        right += self.unplayed_right_in(skip_to)
                     skip_to += 1
                 skip = skipped if gj > cur else 0.0
+                if hands and gj > cur:
+                    # the other hand left out: right-hand note, left hand silent, or so
+                    alone = right + quiet[1] if g.hand[j] == 0 else skipped - right + quiet[0]
+                    skip = min(skip, alone)
                 cost = skip
             if cost >= best.cost:
                 continue
@@ -470,6 +512,8 @@ class Follower:
         self._set(j, MATCHED if d.kind == "correct" else WRONG)
         if gj == self.anchor_g:
             self.anchor_hits += 1
+        if gj > self.cur and self.two_hands and not d.wrapped:
+            self._hands_passed(self.cur, gj)
         if gj > self.cur or d.wrapped:
             if not g.g_grace[gj]:
                 if self.anchor_g >= 0 and d.kind == "correct" and not d.wrapped:
@@ -483,6 +527,21 @@ class Follower:
                 self.anchor_t = t
                 self.anchor_hits = 1
             self.cur = gj
+
+    def _hands_passed(self, old: int, new: int) -> None:
+        """The learner moved on from group ``old`` to ``new``: which hands they left silent."""
+        g = self.g
+        for k in range(max(old, new - HAND_LOOK_GROUPS, 0), new):
+            if g.g_grace[k]:
+                continue
+            right_w = g.g_weight_right[k]
+            left_w = g.g_weight[k] - right_w
+            right_left = self.unplayed_right_in(k)
+            left_left = self.unplayed_in(k) - right_left
+            if right_w > 0:
+                self.silent[0] = self.silent[0] + 1 if right_left >= right_w else 0
+            if left_w > 0:
+                self.silent[1] = self.silent[1] + 1 if left_left >= left_w else 0
 
     def _new_pass(self, start_group: int) -> None:
         self.pass_no += 1
@@ -638,11 +697,12 @@ class Follower:
         undo = self._undo
         assert snap is not None
         assert undo is not None
-        for j, state, note_pass, g, g_pass, g_unplayed in reversed(undo):
+        for j, state, note_pass, g, g_pass, g_unplayed, g_right in reversed(undo):
             self.state[j] = state
             self.note_pass[j] = note_pass
             self.g_pass[g] = g_pass
             self.g_unplayed[g] = g_unplayed
+            self.g_unplayed_right[g] = g_right
         undo.clear()
         self.pass_no = snap.pass_no
         self.cur, self.anchor_g, self.anchor_t = snap.cur, snap.anchor_g, snap.anchor_t
