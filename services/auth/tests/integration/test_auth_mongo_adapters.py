@@ -174,3 +174,25 @@ async def test_oauth_state_is_taken_once(auth_db):
 
     first, second = await asyncio.gather(auth_db.deps.uow.run(pop), auth_db.deps.uow.run(pop))
     assert [s is not None for s in (first, second)].count(True) == 1
+
+
+async def test_deleting_an_account_strips_its_address_and_ips_from_the_audit_log(auth_db):
+    email, bystander = _email(), _email()
+    d = auth_db.deps
+    with pytest.raises(InvalidCredentialsError):
+        await sessions.login(d, email, "typed before signing up", "10.1.1.1")
+    user_id = await _verified(auth_db, email)
+    other_id = await _verified(auth_db, bystander)
+    with pytest.raises(InvalidCredentialsError):
+        await sessions.login(d, email, "wrong password", "10.1.1.2")
+    with pytest.raises(InvalidCredentialsError):
+        await sessions.login(d, bystander, "wrong password", "10.1.1.3")
+    await accounts.delete_account(d, user_id)
+
+    rows = await auth_db.db["audit_log"].find({"user_id": user_id}).to_list()
+    assert {"signup", "login_failed", "account_deleted"} <= {r["event"] for r in rows}
+    assert await auth_db.db["audit_log"].count_documents({"detail.email": email}) == 0
+    assert all(r["ip"] is None for r in rows)
+    # Another person's trail is untouched.
+    kept = await auth_db.db["audit_log"].find_one({"user_id": other_id, "event": "login_failed"})
+    assert (kept["ip"], kept["detail"]["email"]) == ("10.1.1.3", bystander)

@@ -189,6 +189,12 @@ class FakeAudit:
     async def list_for_user(self, user_id: str, limit: int = 500) -> list[AuditEntry]:
         return [copy.deepcopy(e) for e in self.s.audit if e.user_id == user_id][-limit:]
 
+    async def anonymise(self, user_id: str, email: str) -> None:
+        for entry in self.s.audit:
+            if entry.user_id == user_id or entry.detail.get("email") == email:
+                entry.ip = None
+                entry.detail.pop("email", None)
+
 
 class FakeTx:
     def __init__(self, s: Store) -> None:

@@ -161,7 +161,7 @@ async def test_only_admins_change_roles_and_the_change_is_published(world):
 
 async def test_deletion_erases_the_account_and_publishes_it(world):
     claims, tokens = await _session(world)
-    await accounts.delete_account(world.deps, claims.sub, None)
+    await accounts.delete_account(world.deps, claims.sub)
     assert claims.sub not in world.uow.store.users
     assert [e.user_id for e in world.uow.events(UserDeleted)] == [claims.sub]
     with pytest.raises(InvalidRefreshTokenError):
@@ -171,6 +171,20 @@ async def test_deletion_erases_the_account_and_publishes_it(world):
     # Signing up again with the same address starts a new account.
     await _signup(world)
     assert len(world.uow.store.users) == 1
+
+
+async def test_deletion_leaves_no_address_or_ip_in_the_audit_trail(world):
+    with pytest.raises(InvalidCredentialsError):
+        await sessions.login(world.deps, "ada@example.com", "before signing up", "10.0.0.9")
+    claims, _ = await _session(world)
+    with pytest.raises(InvalidCredentialsError):
+        await sessions.login(world.deps, "ada@example.com", "wrong again", "10.0.0.7")
+    await accounts.delete_account(world.deps, claims.sub)
+    trail = world.uow.store.audit
+    assert AuditEvent.ACCOUNT_DELETED in [e.event for e in trail if e.user_id == claims.sub]
+    assert AuditEvent.LOGIN_FAILED in [e.event for e in trail if e.user_id == claims.sub]
+    assert "ada@example.com" not in repr(trail)
+    assert not [e.ip for e in trail if e.ip is not None]
 
 
 async def test_export_holds_the_users_data_and_no_secrets(world):

@@ -231,6 +231,14 @@ class AuditRepository:
         )
         return [AuditEntry(**_fields(d)) for d in reversed(docs)]
 
+    async def anonymise(self, user_id: str, email: str) -> None:
+        # Failed logins name the address typed, also before the account existed (no user_id).
+        await AuditDoc.get_pymongo_collection().update_many(
+            {"$or": [{"user_id": user_id}, {"detail.email": email}]},
+            {"$set": {"ip": None}, "$unset": {"detail.email": ""}},
+            session=self.s,
+        )
+
 
 class MongoSigningKeyStore:
     """Outside any use-case transaction: keys are read on every process's own schedule."""

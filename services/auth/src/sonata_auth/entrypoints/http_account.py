@@ -38,8 +38,8 @@ async def export(claims: CallerDep, deps: DepsDep, response: Response) -> dict[s
 
 
 @router.delete("/me", status_code=204)
-async def delete_me(claims: CallerDep, deps: DepsDep, ip: IpDep) -> Response:
-    await accounts.delete_account(deps, claims.sub, ip)
+async def delete_me(claims: CallerDep, deps: DepsDep) -> Response:
+    await accounts.delete_account(deps, claims.sub)
     return Response(status_code=204)
 
 

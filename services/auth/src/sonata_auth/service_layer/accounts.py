@@ -280,19 +280,21 @@ async def confirm_phone(d: Deps, user_id: str, code: str, ip: str | None) -> str
     return phone
 
 
-async def delete_account(d: Deps, user_id: str, ip: str | None) -> None:
+async def delete_account(d: Deps, user_id: str) -> None:
     now = d.clock.now()
 
     async def delete(tx: Tx) -> None:
-        if await tx.users.get(user_id) is None:
+        user = await tx.users.get(user_id)
+        if user is None:
             raise NotFoundError("no such user")
         await tx.users.delete(user_id)
         await tx.families.delete_for_user(user_id)
         await tx.refresh_tokens.delete_for_user(user_id)
         await tx.secrets.delete_for_user(user_id)
         await tx.oauth_accounts.delete_for_user(user_id)
-        # The audit trail outlives the account: it names an id, not a person.
-        await audit(tx, AuditEvent.ACCOUNT_DELETED, user_id, now, ip)
+        # The audit trail outlives the account, naming an id, not a person: its addresses go.
+        await tx.audit.anonymise(user_id, user.email)
+        await audit(tx, AuditEvent.ACCOUNT_DELETED, user_id, now)
         await tx.publish(UserDeleted(user_id=user_id))
 
     await d.uow.run(delete)

@@ -80,6 +80,9 @@ class OAuthStateRepository(Protocol):
 class AuditRepository(Protocol):
     async def add(self, entry: AuditEntry) -> None: ...
     async def list_for_user(self, user_id: str, limit: int = 500) -> list[AuditEntry]: ...
+    async def anonymise(self, user_id: str, email: str) -> None:
+        """Strip the person (IP addresses, the address) from the entries about a user."""
+        ...
 
 
 class Tx(Protocol):
