@@ -1,6 +1,6 @@
 """The engine on simulated learners: figures per scenario and recovery after jumps.
 
-    python -m bench.learners [--seed 0] [--scenarios learner,...] [--no-long] [--json out.json]
+    python -m bench.learners [--seeds 0,1,2] [--scenarios learner,...] [--no-long] [--json out.json]
 
 Recovery after a jump, restart or pause: the number of notes of the new pass the session
 judges wrongly before its decisions are right for ``SETTLE`` notes in a row. "strict": the exact
@@ -125,8 +125,10 @@ def distribution(values: list[int | None]) -> dict[str, Any]:
 
 
 def run(
-    seed: int, scenarios: list[Scenario], long: bool = True, progress: bool = True
+    seeds: list[int], scenarios: list[Scenario], long: bool = True, progress: bool = True
 ) -> dict[str, Any]:
+    """Every scenario on every score, once per seed (a seed draws the whole session: where
+    the learner jumps, how fast, which notes go wrong)."""
     scores: dict[str, Score] = {k: dedupe(v) for k, v in vienna_scores().items()}
     long_score = dedupe(concatenate(list(scores.values()), LONG_NOTES)) if long else None
     results: list[dict[str, Any]] = []
@@ -138,7 +140,7 @@ def run(
         if long_score is not None and scenario.name in LONG_SCENARIOS:
             targets.append(("long", long_score))
         notes, errors, finish_s = 0, [], 0.0
-        for name, score in targets:
+        for (name, score), seed in ((t, s) for t in targets for s in seeds):
             if progress:
                 print(f"\r  {scenario.name:<28} {name:<20}", end="", file=sys.stderr, flush=True)
             session = simulate(score, scenario, seed, name)
@@ -177,7 +179,7 @@ def run(
         )
     if progress:
         print(file=sys.stderr)
-    return {"seed": seed, "settle_notes": SETTLE, "scenarios": results}
+    return {"seeds": seeds, "settle_notes": SETTLE, "scenarios": results}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -217,7 +219,7 @@ def _num(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.learners", description=__doc__)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated session seeds")
     parser.add_argument("--scenarios", default="", help="comma-separated scenario names")
     parser.add_argument("--no-long", action="store_true", help="skip the 10,000-note piece")
     parser.add_argument("--json", type=Path, default=None)
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         parser.error(f"unknown scenarios {wanted}; known: {[s.name for s in SCENARIOS]}")
     started = time.perf_counter()
-    result = run(args.seed, chosen, long=not args.no_long)
+    result = run([int(x) for x in args.seeds.split(",") if x], chosen, long=not args.no_long)
     result["wall_s"] = time.perf_counter() - started
     print(table(result))
     print(f"{result['wall_s']:.0f} s")

@@ -25,6 +25,7 @@ from bench import learners, speed, vienna
 from bench.groundtruth import REPO, match_files
 from bench.simulator import SCENARIOS
 
+LEARNER_SEEDS = 3  # simulated sessions per scenario and score
 PEER_LIMIT = 8
 RESULTS = REPO / "bench" / "results"
 ERROR_RATE = 0.03
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nSimulated learners", flush=True)
     t0 = time.perf_counter()
-    result["learners"] = learners.run(args.seed, list(SCENARIOS), long=not args.quick)
+    seeds = [args.seed + k for k in range(LEARNER_SEEDS)]
+    result["learners"] = learners.run(seeds, list(SCENARIOS), long=not args.quick)
     result["learners"]["wall_s"] = time.perf_counter() - t0
     print(learners.table(result["learners"]), flush=True)
 
