@@ -20,7 +20,11 @@ def is_placeholder(value: str) -> bool:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    # An empty variable is an unset one: compose passes an optional `${X:-}` left blank as "",
+    # which must mean "use the default", not an empty secret (refused) or an unparsable list.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"

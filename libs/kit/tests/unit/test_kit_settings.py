@@ -1,11 +1,13 @@
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from sonata_kit import ServiceSettings
 
 
 class StripeLikeSettings(ServiceSettings):
     mongodb_db: str = "payment"
     provider_api_key: SecretStr = SecretStr("change-me")
+    optional_api_key: SecretStr | None = None
+    callback_urls: list[str] = Field(default_factory=list)
 
 
 @pytest.mark.parametrize("placeholder", ["", "change-me", "changeme", "secret", "dev-key-123"])
@@ -42,3 +44,14 @@ def test_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ENVIRONMENT", "staging")
     with pytest.raises(ValidationError, match="environment"):
         ServiceSettings()
+
+
+def test_an_empty_variable_means_unset_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what compose passes for an optional `${X:-}` left blank in .env
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("PROVIDER_API_KEY", "sk_live_9f8e7d6c5b4a")
+    monkeypatch.setenv("OPTIONAL_API_KEY", "")
+    monkeypatch.setenv("CALLBACK_URLS", "")
+    settings = StripeLikeSettings()
+    assert settings.optional_api_key is None
+    assert settings.callback_urls == []
