@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 from sonata_scoring.adapters.llm import OpenAICoach
 from sonata_scoring.domain.coach import deterministic_feedback
-from sonata_scoring.service_layer.coach import Usage, coach_chat, coach_feedback
+from sonata_scoring.service_layer.coach import (
+    GetPerformanceArgs,
+    ListPerformancesArgs,
+    NoArgs,
+    Usage,
+    coach_chat,
+    coach_feedback,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -61,15 +68,26 @@ class Records:
     """Tools fenced to one user, as the real ones are."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.calls: list[tuple[str, Any]] = []
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append((name, arguments))
-        if name == "list_my_performances":
-            return {"performances": [{"performance_id": "mine-1", "overall": 71.0}]}
-        if name == "get_performance" and arguments.get("performance_id") == "mine-1":
+    async def list_my_performances(self, args: ListPerformancesArgs) -> dict[str, Any]:
+        self.calls.append(("list_my_performances", args))
+        return {"performances": [{"performance_id": "mine-1", "overall": 71.0}][: args.limit]}
+
+    async def get_performance(self, args: GetPerformanceArgs) -> dict[str, Any]:
+        self.calls.append(("get_performance", args))
+        if args.performance_id == "mine-1":
             return {"performance_id": "mine-1", "report": REPORT}
         return {"error": "no such performance of yours"}
+
+    async def get_progress(self, args: NoArgs) -> dict[str, Any]:
+        self.calls.append(("get_progress", args))
+        return {"overall_by_piece": {"p": [71.0]}}
+
+
+def tool_call(name: str, arguments: str, n: int) -> dict[str, Any]:
+    return {"id": f"call_{n}", "type": "function",
+            "function": {"name": name, "arguments": arguments}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +153,12 @@ async def test_over_budget_never_calls_the_model(server: FakeOpenAI) -> None:
 async def test_chat_answers_with_tools_that_only_reach_the_users_own_records(
     server: FakeOpenAI,
 ) -> None:
-    def tool_call(name: str, args: dict[str, Any], n: int) -> dict[str, Any]:
-        return {"id": f"call_{n}", "type": "function",
-                "function": {"name": name, "arguments": json.dumps(args)}}  # fmt: skip
-
     server.script = [
-        (200, completion(None, [tool_call("get_performance", {"performance_id": "theirs-9"}, 1)])),
-        (200, completion(None, [tool_call("list_my_performances", {"limit": 1}, 2)])),
+        (
+            200,
+            completion(None, [tool_call("get_performance", '{"performance_id": "theirs-9"}', 1)]),
+        ),
+        (200, completion(None, [tool_call("list_my_performances", '{"limit": 1}', 2)])),
         (200, completion("Bar 7: you missed 3 notes; loop it hands apart.")),
     ]
     records, ledger = Records(), Ledger()
@@ -155,6 +172,40 @@ async def test_chat_answers_with_tools_that_only_reach_the_users_own_records(
     assert json.loads(tool_results[0]["content"]) == {"error": "no such performance of yours"}
     assert ledger.rows[0][2] is not None
     assert ledger.rows[0][2].input_tokens == 3000  # three rounds, summed
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "complaint"),
+    [
+        ("list_my_performances", '{"limit": null}', "limit: Input should be a valid integer"),
+        ("list_my_performances", '{"limit": 500}', "limit: Input should be less than or equal"),
+        ("get_performance", "{}", "performance_id: Field required"),
+        ("get_performance", '{"performance_id": "mine-1", "user_id": "u2"}',
+         "user_id: Extra inputs are not permitted"),
+        ("get_progress", "{not json", "Invalid JSON"),
+        ("get_progress", "[1, 2]", "Input should be an object"),
+        ("delete_everything", "{}", "no tool 'delete_everything'"),
+    ],
+)  # fmt: skip
+async def test_a_bad_tool_call_is_told_to_the_model_and_the_chat_goes_on(
+    server: FakeOpenAI, name: str, arguments: str, complaint: str
+) -> None:
+    server.script = [
+        (200, completion(None, [tool_call(name, arguments, 1)])),
+        (200, completion(None, [tool_call("list_my_performances", '{"limit": 1}', 2)])),
+        (200, completion("Your latest take scored 71.")),
+    ]
+    records, ledger = Records(), Ledger()
+    answer, called, how = await coach_chat(
+        "u1", "how am I doing?", coach(server), records, ledger, 0.5, NOW, DAY
+    )
+    assert (answer, how.source) == ("Your latest take scored 71.", "model")
+    assert called == [name, "list_my_performances"]
+    # the bad call never reached the records; the corrected one did
+    assert [c[0] for c in records.calls] == ["list_my_performances"]
+    tool_results = [m for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert complaint in json.loads(tool_results[0]["content"])["error"]
+    assert json.loads(tool_results[1]["content"])["performances"][0]["performance_id"] == "mine-1"
 
 
 async def test_chat_without_a_model_answers_from_the_latest_report() -> None:

@@ -6,7 +6,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sonata_scoring.adapters.documents import LlmUsageDoc, PerformanceDoc
-from sonata_scoring.service_layer.coach import Usage, facts_of
+from sonata_scoring.service_layer.coach import (
+    GetPerformanceArgs,
+    ListPerformancesArgs,
+    NoArgs,
+    Usage,
+    facts_of,
+)
 
 
 class MongoUsageLedger:
@@ -45,33 +51,37 @@ class OwnRecords:
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        mine = PerformanceDoc.get_pymongo_collection()
-        if name == "list_my_performances":
-            limit = max(1, min(20, int(arguments.get("limit", 5))))
-            cursor = mine.find(
+    async def list_my_performances(self, args: ListPerformancesArgs) -> dict[str, Any]:
+        cursor = (
+            PerformanceDoc.get_pymongo_collection()
+            .find(
                 {"user_id": self.user_id},
                 {"performance_id": 1, "piece_id": 1, "overall": 1, "finished_at": 1, "_id": 0},
-            ).sort("finished_at", -1)
-            rows = [
-                {**r, "finished_at": r["finished_at"].isoformat()}
-                for r in await cursor.to_list(limit)
-            ]
-            return {"performances": rows}
-        if name == "get_performance":
-            doc = await mine.find_one(
-                {"user_id": self.user_id, "performance_id": str(arguments.get("performance_id"))}
             )
-            if doc is None:
-                return {"error": "no such performance of yours"}
-            return {"performance_id": doc["performance_id"], "piece_id": doc["piece_id"],
-                    "report": facts_of(doc["report"])}  # fmt: skip
-        if name == "get_progress":
-            cursor = mine.find(
-                {"user_id": self.user_id}, {"piece_id": 1, "overall": 1, "finished_at": 1}
-            ).sort("finished_at", 1)
-            progress: dict[str, list[float]] = {}
-            for r in await cursor.to_list(500):
-                progress.setdefault(r["piece_id"], []).append(round(float(r["overall"]), 1))
-            return {"overall_by_piece": progress}
-        return {"error": f"no tool {name}"}
+            .sort("finished_at", -1)
+        )
+        rows = [
+            {**r, "finished_at": r["finished_at"].isoformat()}
+            for r in await cursor.to_list(args.limit)
+        ]
+        return {"performances": rows}
+
+    async def get_performance(self, args: GetPerformanceArgs) -> dict[str, Any]:
+        doc = await PerformanceDoc.get_pymongo_collection().find_one(
+            {"user_id": self.user_id, "performance_id": args.performance_id}
+        )
+        if doc is None:
+            return {"error": "no such performance of yours"}
+        return {"performance_id": doc["performance_id"], "piece_id": doc["piece_id"],
+                "report": facts_of(doc["report"])}  # fmt: skip
+
+    async def get_progress(self, args: NoArgs) -> dict[str, Any]:
+        cursor = (
+            PerformanceDoc.get_pymongo_collection()
+            .find({"user_id": self.user_id}, {"piece_id": 1, "overall": 1, "finished_at": 1})
+            .sort("finished_at", 1)
+        )
+        progress: dict[str, list[float]] = {}
+        for r in await cursor.to_list(500):
+            progress.setdefault(r["piece_id"], []).append(round(float(r["overall"]), 1))
+        return {"overall_by_piece": progress}

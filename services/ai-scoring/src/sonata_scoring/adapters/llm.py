@@ -11,7 +11,7 @@ import openai
 from pydantic import ValidationError
 
 from sonata_scoring.domain.coach import Feedback
-from sonata_scoring.service_layer.coach import ModelFailed, Tools, Usage
+from sonata_scoring.service_layer.coach import TOOL_SPECS, ModelFailed, Tools, Usage, call_tool
 
 SYSTEM = (
     "You are a piano teacher. Use ONLY the measured facts you are given or fetch with the "
@@ -22,36 +22,12 @@ TOOLS: list[dict[str, Any]] = [
     {
         "type": "function",
         "function": {
-            "name": "list_my_performances",
-            "description": "The learner's own recent scored performances, newest first.",
-            "parameters": {
-                "type": "object",
-                "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 20}},
-                "additionalProperties": False,
-            },
+            "name": name,
+            "description": spec.description,
+            "parameters": spec.args.model_json_schema(),
         },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_performance",
-            "description": "One of the learner's performances: scores, findings, per-bar facts.",
-            "parameters": {
-                "type": "object",
-                "properties": {"performance_id": {"type": "string"}},
-                "required": ["performance_id"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_progress",
-            "description": "The learner's overall scores over time, per piece.",
-            "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
-        },
-    },
+    }
+    for name, spec in TOOL_SPECS.items()
 ]
 
 
@@ -140,12 +116,10 @@ class OpenAICoach:
                 return message.content, called, usage
             messages.append(message.model_dump(exclude_none=True))
             for call in message.tool_calls:
-                try:
-                    arguments = json.loads(call.function.arguments or "{}")
-                    result = await tools.call(call.function.name, arguments)
-                except (ValueError, AttributeError) as exc:
-                    result = {"error": str(exc)}
-                called.append(call.function.name)
+                fn = getattr(call, "function", None)  # a custom (non-function) tool call has none
+                name = str(getattr(fn, "name", "") or "")
+                result = await call_tool(tools, name, getattr(fn, "arguments", None))
+                called.append(name)
                 messages.append(
                     {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
                 )

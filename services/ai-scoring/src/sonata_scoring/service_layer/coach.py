@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from sonata_scoring.domain.coach import Feedback, deterministic_feedback
 from sonata_scoring.metrics import (
     COACH_COST_USD,
@@ -43,10 +45,73 @@ class UsageLedger(Protocol):
     ) -> None: ...
 
 
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListPerformancesArgs(_Args):
+    limit: int = Field(5, ge=1, le=20)
+
+
+class GetPerformanceArgs(_Args):
+    performance_id: str = Field(min_length=1, max_length=64)
+
+
+class NoArgs(_Args):
+    pass
+
+
 class Tools(Protocol):
     """What the chat model may read: only the asking user's own records."""
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
+    async def list_my_performances(self, args: ListPerformancesArgs) -> dict[str, Any]: ...
+
+    async def get_performance(self, args: GetPerformanceArgs) -> dict[str, Any]: ...
+
+    async def get_progress(self, args: NoArgs) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    description: str
+    args: type[_Args]
+
+
+# The model's function tools; their JSON schemas are the argument models' own.
+TOOL_SPECS: dict[str, ToolSpec] = {
+    "list_my_performances": ToolSpec(
+        "The learner's own recent scored performances, newest first.", ListPerformancesArgs
+    ),
+    "get_performance": ToolSpec(
+        "One of the learner's performances: scores, findings, per-bar facts.", GetPerformanceArgs
+    ),
+    "get_progress": ToolSpec("The learner's overall scores over time, per piece.", NoArgs),
+}
+
+
+def _bad_arguments(name: str, exc: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+    ]
+    return f"bad arguments for {name}: " + "; ".join(problems)
+
+
+async def call_tool(tools: Tools, name: str, raw_arguments: str | None) -> dict[str, Any]:
+    """One tool call of the model, its arguments checked against the tool's schema first. A
+    call that does not fit (unknown tool, not JSON, a wrong or missing field) is answered with
+    an error the model can read and correct, never an exception."""
+    spec = TOOL_SPECS.get(name)
+    if spec is None:
+        return {"error": f"no tool {name!r}; the tools are {', '.join(TOOL_SPECS)}"}
+    try:
+        args = spec.args.model_validate_json(raw_arguments or "{}")
+    except ValidationError as exc:
+        return {"error": _bad_arguments(name, exc)}
+    if isinstance(args, ListPerformancesArgs):
+        return await tools.list_my_performances(args)
+    if isinstance(args, GetPerformanceArgs):
+        return await tools.get_performance(args)
+    return await tools.get_progress(NoArgs())
 
 
 class LanguageModel(Protocol):
@@ -179,7 +244,7 @@ async def _chat(
     elif model is not None:
         reason = "over_budget"
         await _record(ledger, user_id, "chat", None, reason, now)
-    latest = await tools.call("list_my_performances", {"limit": 1})
+    latest = await tools.list_my_performances(ListPerformancesArgs(limit=1))
     rows = latest.get("performances", [])
     if not rows:
         return (
@@ -187,7 +252,7 @@ async def _chat(
             ["list_my_performances"],
             CoachAnswer("deterministic", reason),
         )
-    last = await tools.call("get_performance", {"performance_id": rows[0]["performance_id"]})
+    last = await tools.get_performance(GetPerformanceArgs(performance_id=rows[0]["performance_id"]))
     fb = deterministic_feedback(last.get("report", {}))
     lines = [f"Your latest take scored {rows[0]['overall']:.0f}."]
     lines += [f"Work on: {i.text} (bars {i.first_bar}-{i.last_bar})." for i in fb.improve]
