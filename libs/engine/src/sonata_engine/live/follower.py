@@ -111,8 +111,8 @@ MISFIT_BREAK_S = 0.6
 LONG_FACTOR = 2.0  # a long break: this many times what the score asks for,
 LONG_BREAK_S = 0.6  # ... and this long at least
 UNPLACED_COST = 2.0  # a segment note the follower left unplaced (extra, wrong pitch)
-ACCEPT_COST = 3.0
-FAR_SEGMENT = 6  # notes a segment needs to move the follower further than BAR_RANGE bars  # a place the segment fits worse than this is no better than a guess
+ACCEPT_COST = 3.0  # a place the segment fits worse than this is no better than a guess
+FAR_SEGMENT = 6  # notes a segment needs to move the follower further than BAR_RANGE bars
 
 Kind = Literal["correct", "wrong_pitch", "extra"]
 
@@ -628,7 +628,8 @@ class Follower:
         if self.cur <= groups[0] <= self.cur + LOCAL_AHEAD_GROUPS:
             return False  # just ahead: the follower finds its way there itself
         mi = self.g.g_measure_arr
-        if len(seg) < FAR_SEGMENT and abs(int(mi[groups[0]]) - int(mi[max(self.cur, 0)])) > BAR_RANGE:
+        far = abs(int(mi[groups[0]]) - int(mi[max(self.cur, 0)])) > BAR_RANGE
+        if far and len(seg) < FAR_SEGMENT:
             return False  # a chord or two fit many places: far away, wait for more notes
         self._apply_fit([(x[0], x[1], x[2]) for x in seg], groups)
         return True

@@ -3,7 +3,8 @@
 A break in the playing is where learners restart a bar, go back a few bars or skip ahead.
 From the first note after it, a handful of places are followed side by side, each by a small
 model of the follower: carrying on where the learner was (the follower's own reading), and
-the start of every bar within ``BAR_RANGE`` bars of it and of the piece or loop. Each place
+the start of every bar within ``BAR_RANGE`` bars of it and of the piece or loop, and the
+chord the learner was on or one just before it, played again. Each place
 pays for the notes it cannot explain (a near miss of one or two semitones pays less), for
 chord notes arriving long after their chord and for steps out of proportion with the tempo,
 and carries a prior for how likely a learner is to go there: the next bar (carrying on past a
@@ -41,6 +42,9 @@ PRIOR_NEXT = 0.3  # ... the next bar: carrying on, past a few notes left out
 PRIOR_AHEAD = 1.0  # ... a bar further on
 PRIOR_PER_BAR = 0.04
 PRIOR_TOP = 1.0  # the start of the piece or of the practised bars
+REPLAY_GROUPS = 3  # ... the chord the learner was on or one of the chords just before it
+PRIOR_REPLAY = 0.9
+PRIOR_PER_GROUP = 0.1
 #: Timing inside a reading: a note joining a chord long after it began, or a step to a later
 #: chord out of proportion with the learner's tempo before the break (log ratio).
 CHORD_S = 0.12  # a chord's notes arrive within this, plus CHORD_REL of a quarter
@@ -118,6 +122,12 @@ def places(
         out.append(Place(g, prior, False, g - 1))
     if 0 not in seen:
         out.append(Place(0, PRIOR_TOP, False, -1))
+    for back in range(REPLAY_GROUPS):
+        # playing again from the chord the learner was on, or one or two before it
+        g = cur - back
+        if g >= 0 and g not in seen and not graph.g_grace[g]:
+            seen.add(g)
+            out.append(Place(g, PRIOR_REPLAY + PRIOR_PER_GROUP * back, False, g - 1))
     return out
 
 
