@@ -95,3 +95,23 @@ async def accept_once_seated(
 
     await eventually(accepted, "the teacher's plan applied")
     return answers[-1]
+
+
+async def history_total(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
+    r = await http.get("/v1/me/performances", headers=headers)
+    assert r.status_code == 200, r.text
+    total: int = r.json()["total"]
+    return total
+
+
+async def play(
+    http: httpx.AsyncClient, library_amqp_url: str, headers: dict[str, str], events: list[Any]
+) -> None:
+    before = await history_total(http, headers)
+    await publish_events(library_amqp_url, events)
+    fresh = len({e.performance_id for e in events})
+
+    async def recorded() -> bool:
+        return await history_total(http, headers) == before + fresh
+
+    await eventually(recorded, f"{fresh} performances recorded")

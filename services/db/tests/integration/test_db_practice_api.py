@@ -9,7 +9,6 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -21,33 +20,13 @@ from sonata_testing import eventually, publish_events
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from db_api_support import Events, Users, accept_once_seated, grant
+from db_api_support import Events, Users, accept_once_seated, grant, play
 from db_takes import catalogue_bytes, scored, take
 
 pytestmark = pytest.mark.integration
 
 TWINKLE = "catalogue-twinkle-theme"
 MINUET = "catalogue-minuet-in-g"
-
-
-async def history_total(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
-    r = await http.get("/v1/me/performances", headers=headers)
-    assert r.status_code == 200, r.text
-    total: int = r.json()["total"]
-    return total
-
-
-async def play(
-    http: httpx.AsyncClient, library_amqp_url: str, headers: dict[str, str], events: list[Any]
-) -> None:
-    before = await history_total(http, headers)
-    await publish_events(library_amqp_url, events)
-    fresh = len({e.performance_id for e in events})
-
-    async def recorded() -> bool:
-        return await history_total(http, headers) == before + fresh
-
-    await eventually(recorded, f"{fresh} performances recorded")
 
 
 async def test_takes_become_history_progress_mastery_streak_and_achievements(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sonata_db.adapters.documents import Assignment, PieceDoc
 
@@ -117,7 +117,28 @@ class AssignmentIn(BaseModel):
     hands: Literal["both", "left", "right"] = "both"
     tempo_percent: int = Field(default=100, ge=10, le=200)
     target_score: float = Field(default=80.0, ge=0, le=100)
-    due_at: datetime | None = None
+    due_at: datetime | None = Field(
+        default=None,
+        description="a date and time with its UTC offset; kept and answered in UTC",
+        examples=["2026-05-01T18:00:00+02:00"],
+    )
+
+    @field_validator("due_at")
+    @classmethod
+    def _due_at_in_utc(cls, value: datetime | None) -> datetime | None:
+        """A due date without an offset (a date alone, or a naive time) falls on a different
+        moment in each timezone, so it is refused rather than guessed."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                "due_at needs a time and a UTC offset, e.g. 2026-05-01T18:00:00+02:00 or "
+                "2026-05-01T16:00:00Z; a date or time without an offset is ambiguous"
+            )
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("due_at is outside the years 1-9999 in UTC") from exc
 
 
 class AssignmentOut(BaseModel):
