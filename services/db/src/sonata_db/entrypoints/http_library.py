@@ -161,7 +161,7 @@ async def get_score(
     request: Request,
     principal: CurrentPrincipal,
     reads: Reads,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=pieces.MAX_VERSION)] = None,
 ) -> Response:
     """The score in the engine's JSON note shape."""
 

@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from sonata_contracts.db import PiecePublished, PieceWithdrawn
-from sonata_kit import Forbidden, NotFound, Principal
+from sonata_kit import Conflict, Forbidden, NotFound, Principal
 from sonata_messaging import Transaction
 
 from sonata_db.adapters.documents import PieceDoc, PieceVersion, SectionDoc
@@ -20,6 +20,8 @@ from sonata_db.domain.library import BarRange, check_sections, normalise_tags
 from sonata_db.service_layer.access import can_read_piece, is_admin
 
 CATALOGUE_OWNER = None
+# Versions a piece may reach; far above any real history, well inside MongoDB's integers.
+MAX_VERSION = 1_000_000
 
 
 @dataclass
@@ -137,6 +139,8 @@ async def update_piece(
         ]
     for name, value in changes.items():
         setattr(piece, name, value)
+    if piece.version >= MAX_VERSION:
+        raise Conflict(f"a piece has at most {MAX_VERSION} versions", code="too_many_versions")
     piece.version += 1
     piece.updated_at = _now()
     previous = await PieceVersion.find_one(
