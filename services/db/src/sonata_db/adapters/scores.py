@@ -24,6 +24,7 @@ _SUFFIX: dict[str, Format] = {".musicxml": "musicxml", ".xml": "musicxml", ".mxl
 _SUFFIX |= {".mid": "midi", ".midi": "midi"}
 _MXL_EXPANSION = 20  # an .mxl may unpack to at most this many times the upload limit
 HANDS = {0: "right", 1: "left", -1: "unknown"}
+MAX_TAKE_S = 24 * 3600.0  # no stored take is longer; a time past it is not a real one
 
 
 @dataclass(frozen=True)
@@ -151,49 +152,74 @@ def from_json(data: dict[str, Any]) -> Score:
     return score_from_dict(data)
 
 
+def _seconds(value: Any) -> float | None:
+    """A time in a take: a finite number of seconds within a session's length."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    t = float(value)
+    return t if math.isfinite(t) and -MAX_TAKE_S <= t <= MAX_TAKE_S else None
+
+
+def _midi_value(value: Any, default: int | None = None) -> int | None:
+    """A MIDI pitch or velocity (0-127); ``default`` when absent, None when unusable."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value != int(value) or not 0 <= value <= 127:
+        return None
+    return int(value)
+
+
 def performed_notes(report: dict[str, Any]) -> list[tuple[int, float, float, int]]:
     """(pitch, onset s, offset s, velocity) of what was played, from a stored report.
 
     A report carrying the engine's performance dict (`performance`) gives exact key-up times;
-    otherwise a note sounds for its written length at the learner's tempo (`duration_ratio`
-    when the engine measured it), or until the next note of the same pitch.
+    otherwise each note sounds until the next note of the same pitch, at most 0.5 s. A note
+    whose pitch, time or velocity is not a usable value is left out.
     """
     perf = report.get("performance")
     if isinstance(perf, dict) and isinstance(perf.get("notes"), dict):
         cols = perf["notes"]
         out = []
         for p, on, off, v in zip(
-            cols.get("pitch", []),
-            cols.get("onset_s", []),
-            cols.get("offset_s", []),
-            cols.get("velocity", []),
+            _column(cols, "pitch"),
+            _column(cols, "onset_s"),
+            _column(cols, "offset_s"),
+            _column(cols, "velocity"),
             strict=False,
         ):
-            end = on + 0.25 if off is None else off
-            out.append((int(p), float(on), float(max(end, on + 0.01)), int(v)))
+            pitch, onset, velocity = _midi_value(p), _seconds(on), _midi_value(v, 64)
+            if pitch is None or onset is None or velocity is None:
+                continue
+            end = _seconds(off)
+            end = onset + 0.25 if end is None else end
+            out.append((pitch, onset, max(end, onset + 0.01), velocity))
         return sorted(out, key=lambda n: (n[1], n[0]))
-    rows = [
-        r
-        for r in report.get("notes", [])
-        if isinstance(r, dict) and r.get("perf_id") and isinstance(r.get("onset_s"), int | float)
-    ]
-    rows.sort(key=lambda r: (r["onset_s"], r.get("pitch", 0)))
+    played: list[tuple[int, float, int]] = []
+    notes = report.get("notes")
+    for r in notes if isinstance(notes, list) else []:
+        if not isinstance(r, dict) or not r.get("perf_id"):
+            continue
+        pitch, onset = _midi_value(r.get("pitch"), 60), _seconds(r.get("onset_s"))
+        velocity = _midi_value(r.get("velocity") or None, 64)
+        if pitch is None or onset is None or velocity is None:
+            continue
+        played.append((pitch, onset, velocity))
+    played.sort(key=lambda n: (n[1], n[0]))
     out = []
-    for k, r in enumerate(rows):
-        onset = float(r["onset_s"])
-        later = [float(x["onset_s"]) for x in rows[k + 1 :] if x.get("pitch") == r.get("pitch")]
+    for k, (pitch, onset, velocity) in enumerate(played):
+        later = [o for p, o, _ in played[k + 1 :] if p == pitch]
         length = 0.5
         if later:
             length = min(length, later[0] - onset)
-        out.append(
-            (
-                int(r.get("pitch", 60)),
-                onset,
-                onset + max(length, 0.01),
-                int(r.get("velocity") or 64),
-            )
-        )
+        out.append((pitch, onset, onset + max(length, 0.01), velocity))
     return out
+
+
+def _column(cols: dict[str, Any], name: str) -> list[Any]:
+    values = cols.get(name)
+    return values if isinstance(values, list) else []
 
 
 def performance_midi(notes: list[tuple[int, float, float, int]]) -> bytes:

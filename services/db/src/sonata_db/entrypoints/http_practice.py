@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
-from sonata_kit import CurrentPrincipal, NotFound, RuntimeDep, Unprocessable
+from sonata_engine import EngineError
+from sonata_kit import Conflict, CurrentPrincipal, NotFound, RuntimeDep, Unprocessable
 from sonata_messaging import Transaction
 
 from sonata_db.adapters.documents import LearnerProfile, PieceDoc, PieceVersion, Unlock
 from sonata_db.adapters.rendering import piano_roll
 from sonata_db.adapters.scores import from_json, performance_midi, performed_notes
+from sonata_db.domain.errors import UnrenderableReportError
 from sonata_db.domain.progress import known_timezone
 from sonata_db.entrypoints.cached import NOT_MODIFIED, Reads, cached_json
 from sonata_db.entrypoints.deps import Settings
@@ -105,20 +107,37 @@ async def get_performance(
     return await cached_json(request, principal, reads, _OBJECT, compute)
 
 
+def _draw(stored_score: dict[str, Any], report: dict[str, Any]) -> str:
+    try:
+        score = from_json(stored_score)
+    except EngineError as exc:
+        raise UnrenderableReportError("the stored score cannot be read back") from exc
+    return piano_roll(score, report)
+
+
 @router.get(
     "/performances/{performance_id}/roll.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}, **_NOT_FOUND},
+    responses={
+        200: {"content": {"image/svg+xml": {}}},
+        409: {"description": "the stored report cannot be drawn"},
+        **_NOT_FOUND,
+    },
 )
 async def get_piano_roll(performance_id: str, principal: CurrentPrincipal) -> Response:
+    """Rows of the stored report that do not fit are left out; with none left, a 409."""
     record, report = await progress.performance_of(principal.user_id, performance_id)
     stored = await PieceVersion.find_one(
         PieceVersion.piece_id == record.piece_id, PieceVersion.version == record.piece_version
     )
     if stored is None or not stored.score:
         raise NotFound("the score this performance was played from is gone", code="score_gone")
-    score = from_json(stored.score)
-    svg = await to_thread.run_sync(piano_roll, score, report)
+    try:
+        svg = await to_thread.run_sync(_draw, stored.score, report)
+    except UnrenderableReportError as exc:
+        raise Conflict(
+            f"this performance's report cannot be rendered: {exc}", code="report_unrenderable"
+        ) from exc
     return Response(svg, media_type="image/svg+xml")
 
 
