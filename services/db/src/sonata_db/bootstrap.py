@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware import Middleware
+from prometheus_client import Gauge
 from pymongo.errors import DuplicateKeyError
 from sonata_kit import Runtime, create_service_app
 from sonata_messaging import Transaction
@@ -26,6 +27,9 @@ from sonata_db.service_layer.streaks import sweep_streaks
 from sonata_db.settings import LibrarySettings
 
 log = logging.getLogger("sonata.db")
+CATALOGUE_SKIPPED = Gauge(
+    "sonata_db_catalogue_skipped", "starting-catalogue pieces refused by the upload limits"
+)
 
 
 def sweep_clock(settings: LibrarySettings) -> Callable[[], datetime]:
@@ -66,7 +70,10 @@ def build_app(settings: LibrarySettings | None = None) -> FastAPI:
     async def on_startup(runtime: Runtime) -> None:
         if not settings.seed_catalogue:
             return
-        parsed = await to_thread.run_sync(parse_catalogue, limits)
+        parsed, skipped = await to_thread.run_sync(parse_catalogue, limits)
+        for piece in skipped:
+            log.warning("starting catalogue: %s skipped: %s", piece.file, piece.reason)
+        CATALOGUE_SKIPPED.set(len(skipped))
 
         async def seed(tx: Transaction) -> list[str]:
             reads.after_commit(tx, library=True)
@@ -76,7 +83,7 @@ def build_app(settings: LibrarySettings | None = None) -> FastAPI:
             added = await runtime.transaction(seed)
         except DuplicateKeyError:
             added = []  # another replica seeded the same pieces at the same moment
-        log.info("starting catalogue: %d pieces added", len(added))
+        log.info("starting catalogue: %d pieces added, %d skipped", len(added), len(skipped))
 
     app = create_service_app(
         settings,

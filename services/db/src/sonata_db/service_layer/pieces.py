@@ -16,6 +16,7 @@ from sonata_messaging import Transaction
 
 from sonata_db.adapters.documents import PieceDoc, PieceVersion, SectionDoc
 from sonata_db.adapters.scores import Limits, ParsedScore, parse_score, to_json
+from sonata_db.domain.errors import InvalidPieceError
 from sonata_db.domain.library import BarRange, check_sections, normalise_tags
 from sonata_db.service_layer.access import can_read_piece, is_admin
 
@@ -240,12 +241,24 @@ def catalogue_entries() -> list[dict[str, Any]]:
     return entries
 
 
-def parse_catalogue(limits: Limits) -> list[tuple[dict[str, Any], ParsedScore]]:
-    """Blocking: every catalogue piece through the same reader as uploads."""
-    out = []
+@dataclass(frozen=True)
+class SkippedPiece:
+    file: str
+    reason: str
+
+
+def parse_catalogue(
+    limits: Limits,
+) -> tuple[list[tuple[dict[str, Any], ParsedScore]], list[SkippedPiece]]:
+    """Blocking: every catalogue piece through the same reader (and limits) as uploads; a
+    piece the reader refuses is skipped with its reason, so the rest still load."""
+    out, skipped = [], []
     for entry in catalogue_entries():
-        out.append((entry, parse_score(entry["data"], entry["file"], limits)))
-    return out
+        try:
+            out.append((entry, parse_score(entry["data"], entry["file"], limits)))
+        except InvalidPieceError as exc:
+            skipped.append(SkippedPiece(entry["file"], str(exc)))
+    return out, skipped
 
 
 async def seed_catalogue(
