@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from sonata_kit import Runtime, create_service_app
 
 from sonata_scoring.adapters.documents import (
+    CoachConversationDoc,
     EntitlementDoc,
     LiveChunkDoc,
     LiveSessionDoc,
@@ -79,6 +80,7 @@ def create_app() -> FastAPI:
             LiveChunkDoc,
             PerformanceDoc,
             LlmUsageDoc,
+            CoachConversationDoc,
         ],
         routers=[router, performances_router, chat_router, ws_router],
         handlers=HANDLERS,

@@ -1,4 +1,4 @@
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from sonata_kit import ServiceSettings
 
 
@@ -36,3 +36,5 @@ class ScoringSettings(ServiceSettings):
     openai_input_cost_per_mtok: float = 0.40
     openai_output_cost_per_mtok: float = 1.60
     coach_daily_budget_usd: float = 0.50
+    # turns (a question or an answer each) a chat conversation keeps for follow-ups
+    coach_history_turns: int = Field(default=12, ge=0, le=100)

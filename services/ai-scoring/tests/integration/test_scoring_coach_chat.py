@@ -1,6 +1,7 @@
 """The coach's chat through the service as a process, the model a local server speaking
 OpenAI's wire format (driven by the official `openai` client inside the service): a tool call
-the model gets wrong is answered to the model and the chat goes on."""
+the model gets wrong is answered to the model and the chat goes on; follow-up questions see the
+conversation's earlier turns (per performance, the last few only)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def scoring(
             "OPENAI_BASE_URL": model.url,
             "OPENAI_MODEL": "coach-test",
             "OPENAI_TIMEOUT_S": "10",
+            "COACH_HISTORY_TURNS": "4",  # two exchanges
         }
         service = ServiceProcess(
             "ai-scoring",
@@ -120,3 +122,69 @@ async def test_a_null_tool_argument_is_an_error_for_the_model_not_a_500(
     first, second = tool_results(model)
     assert first["error"].startswith("bad arguments for list_my_performances: limit:")
     assert [p["performance_id"] for p in second["performances"]] == [performance_id]
+
+
+async def test_follow_ups_see_the_earlier_turns_of_that_performance_and_the_sessions_tool(
+    scoring: ServiceProcess, key: SigningKey, model: FakeOpenAI, amqp_url: str,
+    mongo_url: str, database: str,
+) -> None:  # fmt: skip
+    token, piece_id = await premium_learner(key, amqp_url, mongo_url, database)
+    performance_id = await play(scoring, token, piece_id, notes=4)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def ask(http: httpx.AsyncClient, question: str, about: str | None) -> list[Any]:
+        """Ask; the conversation (role, text) the model was shown, and the facts it was given."""
+        r = await http.post(
+            "/v1/coach/chat", json={"message": question, "performance_id": about}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["performance_id"] == about
+        sent = model.requests[-1]["messages"]
+        said = [
+            (m["role"], m["content"])
+            for m in sent
+            if m["role"] in ("user", "assistant") and "tool_calls" not in m
+        ]
+        facts = [m["content"] for m in sent[1:] if m["role"] == "system"]
+        return [said, facts]
+
+    async with httpx.AsyncClient(base_url=scoring.base_url, timeout=20) as http:
+        for n in (1, 2, 3):
+            model.script = [(200, completion(f"A{n}"))]
+            said, facts = await ask(http, f"Q{n}", performance_id)
+        assert said == [("user", "Q1"), ("assistant", "A1"), ("user", "Q2"),
+                        ("assistant", "A2"), ("user", "Q3")]  # fmt: skip
+        shown = json.loads(facts[0].split("\n", 1)[1])
+        assert shown["performance_id"] == performance_id
+        assert set(shown["report"]) == {
+            "overall",
+            "subscores",
+            "summary",
+            "findings",
+            "options",
+            "bars",
+        }  # measured facts, no note table
+        model.script = [(200, completion("A4"))]
+        said, _ = await ask(http, "Q4", performance_id)
+        # bounded: the last two exchanges only
+        assert said == [("user", "Q2"), ("assistant", "A2"), ("user", "Q3"),
+                        ("assistant", "A3"), ("user", "Q4")]  # fmt: skip
+
+        # a general question is another conversation; the model looks up the sessions
+        model.script = [
+            (200, completion(None, [tool_call("list_my_sessions", "{}", 1)])),
+            (200, completion("You practised once, the whole piece at full tempo.")),
+        ]
+        said, facts = await ask(http, "what did I practise?", None)
+        assert (said, facts) == ([("user", "what did I practise?")], [])
+        (sessions,) = tool_results(model)
+        (session,) = sessions["sessions"]
+        assert (session["status"], session["performance_id"]) == ("finished", performance_id)
+        assert (session["piece_id"], session["hands"], session["tempo_percent"]) == (
+            piece_id,
+            "both",
+            100.0,
+        )
+        tools = {t["function"]["name"] for t in model.requests[-1]["tools"]}
+        assert tools == {"list_my_performances", "get_performance", "get_progress",
+                         "list_my_sessions"}  # fmt: skip

@@ -17,7 +17,9 @@ from sonata_scoring.domain.coach import deterministic_feedback
 from sonata_scoring.service_layer.coach import (
     GetPerformanceArgs,
     ListPerformancesArgs,
+    ListSessionsArgs,
     NoArgs,
+    Turn,
     Usage,
     coach_chat,
     coach_feedback,
@@ -83,6 +85,25 @@ class Records:
     async def get_progress(self, args: NoArgs) -> dict[str, Any]:
         self.calls.append(("get_progress", args))
         return {"overall_by_piece": {"p": [71.0]}}
+
+    async def list_my_sessions(self, args: ListSessionsArgs) -> dict[str, Any]:
+        self.calls.append(("list_my_sessions", args))
+        return {"sessions": []}
+
+
+class Memory:
+    """Conversations kept in a dict, as the Mongo ones are kept per user and performance."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, str | None], list[Turn]] = {}
+
+    async def turns(self, user_id: str, performance_id: str | None) -> list[Turn]:
+        return list(self.kept.get((user_id, performance_id), []))
+
+    async def append(
+        self, user_id: str, performance_id: str | None, turns: list[Turn], at: datetime
+    ) -> None:
+        self.kept.setdefault((user_id, performance_id), []).extend(turns)
 
 
 def tool_call(name: str, arguments: str, n: int) -> dict[str, Any]:
@@ -163,8 +184,9 @@ async def test_chat_answers_with_tools_that_only_reach_the_users_own_records(
     ]
     records, ledger = Records(), Ledger()
     answer, called, how = await coach_chat(
-        "u1", "why did I lose points in bar 7?", coach(server), records, ledger, 0.5, NOW, DAY
-    )
+        "u1", "why did I lose points in bar 7?", None, coach(server), records, Memory(), ledger,
+        0.5, NOW, DAY,
+    )  # fmt: skip
     assert answer.startswith("Bar 7")
     assert called == ["get_performance", "list_my_performances"]
     assert how.source == "model"
@@ -197,7 +219,7 @@ async def test_a_bad_tool_call_is_told_to_the_model_and_the_chat_goes_on(
     ]
     records, ledger = Records(), Ledger()
     answer, called, how = await coach_chat(
-        "u1", "how am I doing?", coach(server), records, ledger, 0.5, NOW, DAY
+        "u1", "how am I doing?", None, coach(server), records, Memory(), ledger, 0.5, NOW, DAY
     )
     assert (answer, how.source) == ("Your latest take scored 71.", "model")
     assert called == [name, "list_my_performances"]
@@ -211,8 +233,9 @@ async def test_a_bad_tool_call_is_told_to_the_model_and_the_chat_goes_on(
 async def test_chat_without_a_model_answers_from_the_latest_report() -> None:
     records, ledger = Records(), Ledger()
     answer, called, how = await coach_chat(
-        "u1", "what should I practise this week?", None, records, ledger, 0.5, NOW, DAY
-    )
+        "u1", "what should I practise this week?", None, None, records, Memory(), ledger, 0.5,
+        NOW, DAY,
+    )  # fmt: skip
     assert how.source == "deterministic"
     assert "bar 7" in answer.lower() or "bars 7-7" in answer
     assert called == ["list_my_performances", "get_performance"]

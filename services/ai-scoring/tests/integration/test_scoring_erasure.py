@@ -1,5 +1,6 @@
 """A learner's notes do not outlive their use: a finished session keeps its report, not its
-checkpoint; `auth.user_deleted.v1` takes the sessions, the notes played and the performances."""
+checkpoint; `auth.user_deleted.v1` takes the sessions, the notes played, the performances and
+the coach conversations."""
 
 from __future__ import annotations
 
@@ -73,6 +74,11 @@ async def test_finished_sessions_drop_their_checkpoint_and_deletion_takes_everyt
         assert await db.live_chunks.count_documents({"session_id": session_id}) == 0
         async with httpx.AsyncClient(base_url=scoring.base_url, headers=headers) as http:
             assert (await http.get(f"/v1/performances/{performance_id}")).status_code == 200
+            asked = await http.post(
+                "/v1/coach/chat",
+                json={"message": "what went wrong?", "performance_id": performance_id},
+            )
+            assert asked.status_code == 200, asked.text
             user_id = (await db.live_sessions.find_one({"session_id": session_id}) or {})["user_id"]
             await publish_events(amqp_url, [UserDeleted(user_id=user_id)])
 
@@ -81,7 +87,7 @@ async def test_finished_sessions_drop_their_checkpoint_and_deletion_takes_everyt
                 return r.status_code == 404
 
             await eventually(erased, "the performance to be erased")
-        for collection in ("live_sessions", "performances", "entitlements"):
+        for collection in ("live_sessions", "performances", "entitlements", "coach_conversations"):
             assert await db[collection].count_documents({"user_id": user_id}) == 0, collection
     finally:
         await client.close()

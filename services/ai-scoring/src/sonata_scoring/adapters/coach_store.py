@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sonata_scoring.adapters.documents import LlmUsageDoc, PerformanceDoc
+from sonata_scoring.adapters.documents import (
+    CoachConversationDoc,
+    LiveSessionDoc,
+    LlmUsageDoc,
+    PerformanceDoc,
+)
 from sonata_scoring.service_layer.coach import (
     GetPerformanceArgs,
     ListPerformancesArgs,
+    ListSessionsArgs,
     NoArgs,
+    Turn,
     Usage,
     facts_of,
 )
@@ -42,6 +49,37 @@ class MongoUsageLedger:
             latency_ms=usage.latency_ms if usage else None,
             cost_usd=usage.cost_usd if usage else 0.0,
         ).insert()
+
+
+class MongoConversations:
+    """Conversations bounded to the last `keep` turns (a question or an answer each)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+
+    async def turns(self, user_id: str, performance_id: str | None) -> list[Turn]:
+        doc = await CoachConversationDoc.get_pymongo_collection().find_one(
+            {"user_id": user_id, "performance_id": performance_id}, {"turns": 1}
+        )
+        rows = (doc or {}).get("turns", [])[-self.keep :] if self.keep else []
+        return [Turn("user" if t["role"] == "user" else "assistant", t["content"]) for t in rows]
+
+    async def append(
+        self, user_id: str, performance_id: str | None, turns: list[Turn], at: datetime
+    ) -> None:
+        await CoachConversationDoc.get_pymongo_collection().update_one(
+            {"user_id": user_id, "performance_id": performance_id},
+            {
+                "$push": {
+                    "turns": {
+                        "$each": [{"role": t.role, "content": t.content} for t in turns],
+                        "$slice": -self.keep,
+                    }
+                },
+                "$set": {"updated_at": at},
+            },
+            upsert=True,
+        )
 
 
 class OwnRecords:
@@ -85,3 +123,38 @@ class OwnRecords:
         for r in await cursor.to_list(500):
             progress.setdefault(r["piece_id"], []).append(round(float(r["overall"]), 1))
         return {"overall_by_piece": progress}
+
+    async def list_my_sessions(self, args: ListSessionsArgs) -> dict[str, Any]:
+        cursor = (
+            LiveSessionDoc.get_pymongo_collection()
+            .find(
+                {"user_id": self.user_id},
+                {
+                    "session_id": 1,
+                    "piece_id": 1,
+                    "status": 1,
+                    "started_at": 1,
+                    "options": 1,
+                    "performance_id": 1,
+                    "_id": 0,
+                },
+            )
+            .sort("started_at", -1)
+        )
+        rows = []
+        for r in await cursor.to_list(args.limit):
+            o = r.get("options", {})
+            rows.append(
+                {
+                    "session_id": r["session_id"],
+                    "piece_id": r["piece_id"],
+                    "started_at": r["started_at"].isoformat(),
+                    "status": r["status"],
+                    "performance_id": r.get("performance_id"),
+                    "bars": {"first": o.get("first_bar"), "last": o.get("last_bar")},
+                    "hands": o.get("hands"),
+                    "tempo_percent": o.get("tempo_percent"),
+                    "mode": o.get("mode"),
+                }
+            )
+        return {"sessions": rows}

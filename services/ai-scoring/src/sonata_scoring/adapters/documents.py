@@ -147,3 +147,19 @@ class LlmUsageDoc(Document):
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("user_id", ASCENDING), ("at", ASCENDING)])
         ]
+
+
+class CoachConversationDoc(Document):
+    """The coach chat's memory: the last few exchanges of one learner about one performance
+    (`performance_id` None: questions about their practice in general)."""
+
+    user_id: str
+    performance_id: str | None
+    turns: list[dict[str, str]]  # {"role": "user" | "assistant", "content": ...}, oldest first
+    updated_at: datetime
+
+    class Settings:
+        name = "coach_conversations"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("user_id", ASCENDING), ("performance_id", ASCENDING)], unique=True)
+        ]

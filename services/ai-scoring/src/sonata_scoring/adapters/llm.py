@@ -11,7 +11,14 @@ import openai
 from pydantic import ValidationError
 
 from sonata_scoring.domain.coach import Feedback
-from sonata_scoring.service_layer.coach import TOOL_SPECS, ModelFailed, Tools, Usage, call_tool
+from sonata_scoring.service_layer.coach import (
+    TOOL_SPECS,
+    ModelFailed,
+    Tools,
+    Turn,
+    Usage,
+    call_tool,
+)
 
 SYSTEM = (
     "You are a piano teacher. Use ONLY the measured facts you are given or fetch with the "
@@ -95,12 +102,25 @@ class OpenAICoach:
         except (ValidationError, IndexError, AttributeError):
             raise ModelFailed("malformed_output", usage) from None
 
-    async def chat(self, question: str, tools: Tools) -> tuple[str, list[str], Usage]:
+    async def chat(
+        self,
+        question: str,
+        history: list[Turn],
+        focus: dict[str, Any] | None,
+        tools: Tools,
+    ) -> tuple[str, list[str], Usage]:
         started = time.perf_counter()
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": question},
-        ]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+        if focus is not None:
+            messages.append(
+                {
+                    "role": "system",
+                    "content": "The learner asks about this performance (measured facts):\n"
+                    + json.dumps(focus),
+                }
+            )
+        messages += [{"role": t.role, "content": t.content} for t in history]
+        messages.append({"role": "user", "content": question})
         called: list[str] = []
         usage: Usage | None = None
         for _ in range(MAX_TOOL_ROUNDS):

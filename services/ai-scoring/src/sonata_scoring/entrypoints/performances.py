@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sonata_kit import CurrentPrincipal, Forbidden, NotFound
 
-from sonata_scoring.adapters.coach_store import MongoUsageLedger, OwnRecords
+from sonata_scoring.adapters.coach_store import MongoConversations, MongoUsageLedger, OwnRecords
 from sonata_scoring.adapters.documents import PerformanceDoc
 from sonata_scoring.adapters.repository import get_entitlement
 from sonata_scoring.domain.coach import Feedback
 from sonata_scoring.domain.entitlements import Entitlement, free_entitlement
 from sonata_scoring.entrypoints.http import free_limits
-from sonata_scoring.service_layer.coach import coach_chat, coach_feedback
+from sonata_scoring.service_layer.coach import Focus, coach_chat, coach_feedback
 from sonata_scoring.settings import ScoringSettings
 
 router = APIRouter(prefix="/v1/performances", tags=["performances"])
@@ -47,9 +47,12 @@ class CoachOut(BaseModel):
 
 class ChatIn(BaseModel):
     message: str = Field(min_length=1, max_length=2000)
+    # the performance the question is about: the chat then keeps that conversation
+    performance_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class ChatOut(BaseModel):
+    performance_id: str | None
     answer: str
     tools_called: list[str]
     source: str
@@ -139,18 +142,28 @@ async def chat(body: ChatIn, principal: CurrentPrincipal, request: Request) -> C
             f"the {plan.plan} plan has no coach; a paid plan with the coach unlocks it",
             code="coach_not_in_plan",
         )
+    focus = None
+    if body.performance_id is not None:
+        doc = await _own(body.performance_id, principal.user_id)
+        focus = Focus(doc.performance_id, doc.piece_id, doc.report)
     settings: ScoringSettings = request.app.state.settings
     now = datetime.now(UTC)
     answer, called, how = await coach_chat(
         principal.user_id,
         body.message,
+        focus,
         request.app.state.coach_model,
         OwnRecords(principal.user_id),
+        MongoConversations(settings.coach_history_turns),
         MongoUsageLedger(),
         settings.coach_daily_budget_usd,
         now,
         _day_start(now),
     )
     return ChatOut(
-        answer=answer, tools_called=called, source=how.source, fallback_reason=how.fallback_reason
+        performance_id=body.performance_id,
+        answer=answer,
+        tools_called=called,
+        source=how.source,
+        fallback_reason=how.fallback_reason,
     )

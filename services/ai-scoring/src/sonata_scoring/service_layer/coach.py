@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -57,6 +57,10 @@ class GetPerformanceArgs(_Args):
     performance_id: str = Field(min_length=1, max_length=64)
 
 
+class ListSessionsArgs(_Args):
+    limit: int = Field(10, ge=1, le=20)
+
+
 class NoArgs(_Args):
     pass
 
@@ -69,6 +73,25 @@ class Tools(Protocol):
     async def get_performance(self, args: GetPerformanceArgs) -> dict[str, Any]: ...
 
     async def get_progress(self, args: NoArgs) -> dict[str, Any]: ...
+
+    async def list_my_sessions(self, args: ListSessionsArgs) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Conversations(Protocol):
+    """The chat's memory, one conversation per learner and performance (or none: general
+    questions), holding the last few exchanges."""
+
+    async def turns(self, user_id: str, performance_id: str | None) -> list[Turn]: ...
+
+    async def append(
+        self, user_id: str, performance_id: str | None, turns: list[Turn], at: datetime
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +109,11 @@ TOOL_SPECS: dict[str, ToolSpec] = {
         "One of the learner's performances: scores, findings, per-bar facts.", GetPerformanceArgs
     ),
     "get_progress": ToolSpec("The learner's overall scores over time, per piece.", NoArgs),
+    "list_my_sessions": ToolSpec(
+        "The learner's own recent practice sessions, newest first: piece, bars, hands, tempo "
+        "%, whether finished, and the performance each one produced.",
+        ListSessionsArgs,
+    ),
 }
 
 
@@ -111,13 +139,24 @@ async def call_tool(tools: Tools, name: str, raw_arguments: str | None) -> dict[
         return await tools.list_my_performances(args)
     if isinstance(args, GetPerformanceArgs):
         return await tools.get_performance(args)
+    if isinstance(args, ListSessionsArgs):
+        return await tools.list_my_sessions(args)
     return await tools.get_progress(NoArgs())
 
 
 class LanguageModel(Protocol):
     async def feedback(self, facts: dict[str, Any]) -> tuple[Feedback, Usage]: ...
 
-    async def chat(self, question: str, tools: Tools) -> tuple[str, list[str], Usage]: ...
+    async def chat(
+        self,
+        question: str,
+        history: list[Turn],
+        focus: dict[str, Any] | None,
+        tools: Tools,
+    ) -> tuple[str, list[str], Usage]:
+        """`history`: the conversation's earlier turns, oldest first; `focus`: the measured
+        facts of the performance the question is about, if it is about one."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,20 +241,44 @@ async def _feedback(
     return worded.model_copy(update={"drill": fallback.drill}), CoachAnswer("model", None)
 
 
+@dataclass(frozen=True, slots=True)
+class Focus:
+    """The performance a chat is about: its id and the report's measured facts."""
+
+    performance_id: str
+    piece_id: str
+    report: dict[str, Any]
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "performance_id": self.performance_id,
+            "piece_id": self.piece_id,
+            "report": facts_of(self.report),
+        }
+
+
 async def coach_chat(
     user_id: str,
     question: str,
+    focus: Focus | None,
     model: LanguageModel | None,
     tools: Tools,
+    conversations: Conversations,
     ledger: UsageLedger,
     budget_usd: float,
     now: datetime,
     day_start: datetime,
 ) -> tuple[str, list[str], CoachAnswer]:
-    """(answer, tools called, how it was answered)."""
+    """(answer, tools called, how it was answered). The question and the answer join the
+    conversation of this learner and performance, so a follow-up sees them."""
     started = time.perf_counter()
+    about = focus.performance_id if focus else None
+    history = await conversations.turns(user_id, about)
     answer, called, how = await _chat(
-        user_id, question, model, tools, ledger, budget_usd, now, day_start
+        user_id, question, history, focus, model, tools, ledger, budget_usd, now, day_start
+    )
+    await conversations.append(
+        user_id, about, [Turn("user", question), Turn("assistant", answer)], now
     )
     _answered(how, started)
     return answer, called, how
@@ -224,6 +287,8 @@ async def coach_chat(
 async def _chat(
     user_id: str,
     question: str,
+    history: list[Turn],
+    focus: Focus | None,
     model: LanguageModel | None,
     tools: Tools,
     ledger: UsageLedger,
@@ -234,7 +299,9 @@ async def _chat(
     reason: str | None = None
     if model is not None and await ledger.spent_since(user_id, day_start) < budget_usd:
         try:
-            answer, called, usage = await model.chat(question, tools)
+            answer, called, usage = await model.chat(
+                question, history, focus.facts() if focus else None, tools
+            )
         except ModelFailed as exc:
             await _record(ledger, user_id, "chat", exc.usage, exc.reason, now)
             reason = exc.reason
@@ -244,6 +311,12 @@ async def _chat(
     elif model is not None:
         reason = "over_budget"
         await _record(ledger, user_id, "chat", None, reason, now)
+    if focus is not None:
+        return (
+            _deterministic_answer(focus.report, "This take"),
+            [],
+            CoachAnswer("deterministic", reason),
+        )
     latest = await tools.list_my_performances(ListPerformancesArgs(limit=1))
     rows = latest.get("performances", [])
     if not rows:
@@ -253,16 +326,20 @@ async def _chat(
             CoachAnswer("deterministic", reason),
         )
     last = await tools.get_performance(GetPerformanceArgs(performance_id=rows[0]["performance_id"]))
-    fb = deterministic_feedback(last.get("report", {}))
-    lines = [f"Your latest take scored {rows[0]['overall']:.0f}."]
+    return (
+        _deterministic_answer(last.get("report", {}), "Your latest take"),
+        ["list_my_performances", "get_performance"],
+        CoachAnswer("deterministic", reason),
+    )
+
+
+def _deterministic_answer(report: dict[str, Any], which: str) -> str:
+    fb = deterministic_feedback(report)
+    lines = [f"{which} scored {float(report.get('overall') or 0):.0f}."]
     lines += [f"Work on: {i.text} (bars {i.first_bar}-{i.last_bar})." for i in fb.improve]
     d = fb.drill
     lines.append(
         f"This week: loop bars {d.first_bar}-{d.last_bar}, {d.hands} hands, at {d.tempo_percent}%"
         f" tempo until {d.target}."
     )
-    return (
-        " ".join(lines),
-        ["list_my_performances", "get_performance"],
-        CoachAnswer("deterministic", reason),
-    )
+    return " ".join(lines)

@@ -10,6 +10,7 @@ from sonata_contracts.payment import EntitlementsChanged
 from sonata_messaging import Transaction
 
 from sonata_scoring.adapters.documents import (
+    CoachConversationDoc,
     EntitlementDoc,
     LiveChunkDoc,
     LiveSessionDoc,
@@ -78,7 +79,8 @@ async def grant_assigned_piece(event: AssignmentCreated, tx: Transaction) -> Non
 
 async def forget_user(event: UserDeleted, tx: Transaction) -> None:
     """Everything of the user goes: plan, grants, private pieces, sessions with the notes they
-    played, performances and reports. Coach spending stays for the accounts, under a pseudonym."""
+    played, performances and reports, coach conversations. Coach spending stays for the
+    accounts, under a pseudonym."""
     mine = {"user_id": event.user_id}
     sessions = LiveSessionDoc.get_pymongo_collection()
     ids = [
@@ -88,7 +90,13 @@ async def forget_user(event: UserDeleted, tx: Transaction) -> None:
         await LiveChunkDoc.get_pymongo_collection().delete_many(
             {"session_id": {"$in": ids}}, session=tx.session
         )
-    for document in (EntitlementDoc, PieceGrant, LiveSessionDoc, PerformanceDoc):
+    for document in (
+        EntitlementDoc,
+        PieceGrant,
+        LiveSessionDoc,
+        PerformanceDoc,
+        CoachConversationDoc,
+    ):
         await document.get_pymongo_collection().delete_many(mine, session=tx.session)
     await PieceCopy.get_pymongo_collection().delete_many(
         {"owner_id": event.user_id}, session=tx.session
