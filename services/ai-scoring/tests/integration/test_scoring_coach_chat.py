@@ -1,7 +1,8 @@
 """The coach's chat through the service as a process, the model a local server speaking
 OpenAI's wire format (driven by the official `openai` client inside the service): a tool call
 the model gets wrong is answered to the model and the chat goes on; follow-up questions see the
-conversation's earlier turns (per performance, the last few only)."""
+conversation's earlier turns (per performance, the last few only); and two learners with real
+tokens: the second can neither read, chat about nor resume the first one's work."""
 
 from __future__ import annotations
 
@@ -188,3 +189,67 @@ async def test_follow_ups_see_the_earlier_turns_of_that_performance_and_the_sess
         tools = {t["function"]["name"] for t in model.requests[-1]["tools"]}
         assert tools == {"list_my_performances", "get_performance", "get_progress",
                          "list_my_sessions"}  # fmt: skip
+
+
+async def test_another_learner_cannot_read_chat_about_or_resume_a_learners_work(
+    scoring: ServiceProcess, key: SigningKey, model: FakeOpenAI, amqp_url: str,
+    mongo_url: str, database: str,
+) -> None:  # fmt: skip
+    alice, piece_id = await premium_learner(key, amqp_url, mongo_url, database)
+    bob, _ = await premium_learner(key, amqp_url, mongo_url, database)
+    performance_id = await play(scoring, alice, piece_id, notes=4)
+    async with connect(scoring.port, alice) as ws:  # a live session Alice will come back to
+        await ws.send(json.dumps({"type": "start", "seq": 0, "piece_id": piece_id}))
+        live_id = (await recv(ws, "started"))["session_id"]
+        for message in note_messages(1, take_notes(3)):
+            await ws.send(message)
+        await recv(ws, "ack", seq=3)
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    async with httpx.AsyncClient(base_url=scoring.base_url, timeout=20) as http:
+        for path in (
+            f"/v1/performances/{performance_id}",
+            f"/v1/performances/{performance_id}/coach",
+        ):
+            r = await http.get(path, headers=as_bob)
+            assert (r.status_code, r.json()["error"]) == (404, "performance_not_found"), path
+        r = await http.post(
+            "/v1/coach/chat",
+            json={"message": "how did it go?", "performance_id": performance_id},
+            headers=as_bob,
+        )
+        assert (r.status_code, r.json()["error"]) == (404, "performance_not_found")
+        # whatever the model asks for, Bob's tools read Bob's records only
+        model.script = [
+            (200, completion(None, [
+                tool_call("get_performance", json.dumps({"performance_id": performance_id}), 1),
+                tool_call("list_my_performances", "{}", 2),
+                tool_call("list_my_sessions", "{}", 3),
+                tool_call("get_progress", "{}", 4),
+            ])),
+            (200, completion("Nothing of yours yet.")),
+        ]  # fmt: skip
+        r = await http.post("/v1/coach/chat", json={"message": "show me alice's"}, headers=as_bob)
+        assert r.status_code == 200, r.text
+        assert tool_results(model) == [
+            {"error": "no such performance of yours"},
+            {"performances": []},
+            {"sessions": []},
+            {"overall_by_piece": {}},
+        ]
+        finished_id = (
+            await http.get(
+                f"/v1/performances/{performance_id}", headers={"Authorization": f"Bearer {alice}"}
+            )
+        ).json()["session_id"]
+    for session_id in (live_id, finished_id):
+        async with connect(scoring.port, bob) as ws:
+            await ws.send(json.dumps({"type": "resume", "seq": 0, "session_id": session_id,
+                                      "last_acked_seq": 0}))  # fmt: skip
+            refused = json.loads(await ws.recv())
+        # the same answer as for a session that never existed: nothing about Alice's leaks
+        assert (refused["type"], refused["code"]) == ("refused", "unknown_session"), refused
+        assert refused.get("performance_id") is None
+    async with connect(scoring.port, alice) as ws:  # still Alice's, and all there
+        await ws.send(json.dumps({"type": "resume", "seq": 0, "session_id": live_id,
+                                  "last_acked_seq": 3}))  # fmt: skip
+        assert (await recv(ws, "resumed"))["last_acked_seq"] == 3
