@@ -9,11 +9,14 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import mido
 import pytest
+from bson import json_util
+from pymongo import AsyncMongoClient
 from sonata_contracts.auth import UserDeleted
 from sonata_engine import SessionOptions
 from sonata_testing import eventually, publish_events
@@ -252,18 +255,32 @@ async def test_teacher_assigns_student_completes_parent_watches_outsiders_see_no
 
 
 async def test_export_holds_everything_and_deletion_erases_it(
-    http: httpx.AsyncClient, users: Users, events: Events, library_amqp_url: str
+    http: httpx.AsyncClient,
+    users: Users,
+    events: Events,
+    library_amqp_url: str,
+    mongo_url: str,
+    library_db: str,
 ) -> None:
     teacher_id, teacher = users.new("teacher")
     learner_id, learner = users.new("student")
     await grant(library_amqp_url, teacher_id, "teacher", seats=5)
     await _link(http, teacher, learner, "teacher")
+    r = await http.put("/v1/me/profile", json={"timezone": "Asia/Tokyo"}, headers=learner)
+    assert r.status_code == 200
     r = await http.post(
         "/v1/pieces",
         headers=teacher,
         files={"file": ("s.musicxml", catalogue_bytes("c-major-scale"))},
     )
     piece_id = r.json()["piece_id"]
+    r = await http.patch(f"/v1/pieces/{piece_id}", json={"level": 2}, headers=teacher)
+    assert r.json()["version"] == 2
+    r = await http.post(
+        "/v1/pieces", headers=teacher, files={"file": ("o.musicxml", catalogue_bytes("ode-to-joy"))}
+    )
+    withdrawn_id = r.json()["piece_id"]
+    assert (await http.delete(f"/v1/pieces/{withdrawn_id}", headers=teacher)).status_code == 204
     r = await http.post(
         "/v1/assignments",
         json={"student_id": learner_id, "piece_id": piece_id, "target_score": 70},
@@ -286,6 +303,11 @@ async def test_export_holds_everything_and_deletion_erases_it(
     assert {u["key"] for u in export["unlocks"]} >= {"first_performance"}
     teacher_export = (await http.get("/v1/me/export", headers=teacher)).json()
     assert [p["piece_id"] for p in teacher_export["pieces"]] == [piece_id]
+    # A withdrawn piece's versions stay (old takes draw against them), and are the owner's.
+    assert sorted(
+        (v["piece_id"], v["version"]) for v in teacher_export["piece_versions"]
+    ) == sorted([(piece_id, 1), (piece_id, 2), (withdrawn_id, 1)])
+    assert all(v["score"]["notes"] for v in teacher_export["piece_versions"])
     assert [e["teacher_seats"] for e in teacher_export["entitlements"]] == [5]
 
     await publish_events(
@@ -300,3 +322,25 @@ async def test_export_holds_everything_and_deletion_erases_it(
     await eventually(erased, "the learner's data erased")
     data = (await http.get("/v1/me/export", headers=teacher)).json()
     assert not any(v for v in data.values() if isinstance(v, list))
+    assert await documents_naming(mongo_url, library_db, [learner_id, teacher_id]) == []
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        kept = client[library_db].piece_versions
+        assert await kept.count_documents({"piece_id": {"$in": [piece_id, withdrawn_id]}}) == 0
+    finally:
+        await client.close()
+
+
+async def documents_naming(mongo_url: str, database: str, ids: list[str]) -> list[str]:
+    """Every document of every collection of db's database that holds one of ``ids``."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    found = []
+    try:
+        db = client[database]
+        for name in await db.list_collection_names():
+            async for doc in db[name].find({}):
+                text = json_util.dumps(doc)
+                found += [f"{name}: {text[:200]}" for i in ids if i in text]
+    finally:
+        await client.close()
+    return found

@@ -50,12 +50,16 @@ class PieceVersion(Document):
 
     piece_id: str
     version: int
+    # The piece's owner (None: the catalogue); kept after a withdrawal, so the owner's export
+    # and erasure still find the versions their students' takes draw against.
+    owner_id: str | None = None
     score: dict[str, Any]
 
     class Settings:
         name = "piece_versions"
         indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("piece_id", ASCENDING), ("version", ASCENDING)], unique=True)
+            IndexModel([("piece_id", ASCENDING), ("version", ASCENDING)], unique=True),
+            IndexModel([("owner_id", ASCENDING)]),
         ]
 
 

@@ -88,11 +88,15 @@ def build_piece(
 
 async def create_piece(tx: Transaction, piece: PieceDoc, score: dict[str, Any]) -> PieceDoc:
     await piece.insert(session=tx.session)
-    await PieceVersion(piece_id=piece.piece_id, version=piece.version, score=score).insert(
-        session=tx.session
-    )
+    await _keep_version(tx, piece, score)
     await tx.publish(_published(piece, score))
     return piece
+
+
+async def _keep_version(tx: Transaction, piece: PieceDoc, score: dict[str, Any]) -> None:
+    await PieceVersion(
+        piece_id=piece.piece_id, version=piece.version, owner_id=piece.owner_id, score=score
+    ).insert(session=tx.session)
 
 
 def new_piece_id() -> str:
@@ -151,9 +155,7 @@ async def update_piece(
     )
     score = previous.score if previous is not None else {}
     await piece.save(session=tx.session)
-    await PieceVersion(piece_id=piece_id, version=piece.version, score=score).insert(
-        session=tx.session
-    )
+    await _keep_version(tx, piece, score)
     await tx.publish(_published(piece, score))
     return piece
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from beanie import Document
 from sonata_contracts.auth import UserDeleted
 from sonata_contracts.db import PieceWithdrawn
 from sonata_messaging import Transaction
+from sonata_messaging.outbox import OUTBOX_COLLECTION
 
 from sonata_db.adapters.documents import (
     Assignment,
@@ -34,6 +37,7 @@ USER_OWNED: tuple[tuple[type[Document], tuple[str, ...]], ...] = (
     (Assignment, ("teacher_id", "student_id")),
     (EntitlementDoc, ("user_id",)),
     (StreakNotice, ("user_id",)),
+    (PieceVersion, ("owner_id",)),
 )
 
 
@@ -42,10 +46,16 @@ def _mine(fields: tuple[str, ...], user_id: str) -> dict[str, Any]:
 
 
 async def forget_user(event: UserDeleted, tx: Transaction) -> None:
+    """Every document naming the user goes, their pieces are withdrawn (the event no longer
+    names them), and so do the events about them kept in the outbox: those already sent, and
+    those not yet sent, which every consumer would now erase anyway."""
     for document, fields in USER_OWNED:
         await document.get_pymongo_collection().delete_many(
             _mine(fields, event.user_id), session=tx.session
         )
+    named = re.escape(json.dumps(event.user_id, ensure_ascii=False))
+    outbox = PieceDoc.get_pymongo_collection().database[OUTBOX_COLLECTION]
+    await outbox.delete_many({"body": {"$regex": named}}, session=tx.session)
     owned = await PieceDoc.find(PieceDoc.owner_id == event.user_id, session=tx.session).to_list()
     for piece in owned:
         await PieceVersion.get_pymongo_collection().delete_many(
@@ -56,7 +66,7 @@ async def forget_user(event: UserDeleted, tx: Transaction) -> None:
             PieceWithdrawn(
                 piece_id=piece.piece_id,
                 version=piece.version,
-                owner_id=event.user_id,
+                owner_id=None,
                 reason="owner_deleted",
             )
         )
