@@ -154,10 +154,19 @@ async def record_performance(event: PerformanceScored, tx: Transaction, threshol
         if change.days >= 7:
             await _achieve(tx, event.user_id, "streak_7", when)
 
+    # In the order they were played, not received: a take arriving late takes its own place.
     same_piece = sorted(
-        [r for r in earlier if r["piece_id"] == event.piece_id], key=lambda r: r["finished_at"]
+        [
+            *(
+                (r["finished_at"], float(r["overall_score"]))
+                for r in earlier
+                if r["piece_id"] == event.piece_id
+            ),
+            (event.finished_at, event.overall_score),
+        ],
+        key=lambda taken: taken[0],
     )
-    scores = [float(r["overall_score"]) for r in same_piece] + [event.overall_score]
+    scores = [score for _, score in same_piece]
     if is_mastered(scores, threshold) and await _unlock(
         tx, event.user_id, "mastery", event.piece_id, when
     ):
