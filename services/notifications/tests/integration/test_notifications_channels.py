@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 from sonata_contracts.auth import (
     EmailVerificationRequested,
     PhoneVerificationRequested,
@@ -445,3 +446,70 @@ async def test_bad_input_gets_a_clear_4xx(service: ServiceProcess, http: httpx.A
     bad = {"endpoint": "ftp://x", "keys": {"p256dh": "x", "auth": "y"}}
     r = await http.post("/v1/push/subscriptions", json=bad, headers=auth(user))
     assert r.status_code == 422
+
+
+async def test_push_subscriptions_need_usable_keys_and_an_https_endpoint(
+    service: ServiceProcess, doubles: Any, http: httpx.AsyncClient
+) -> None:
+    push: PushDouble = doubles[2]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    good = push.subscription()
+
+    async def subscribe(endpoint: str, p256dh: str, auth_secret: str) -> httpx.Response:
+        body = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth_secret}}
+        return await http.post("/v1/push/subscriptions", json=body, headers=auth(user))
+
+    keys = good["keys"]
+    not_on_curve = "BA" + "A" * 85  # 65 bytes starting 0x04, but (0, 0) is no P-256 point
+    for p256dh, auth_secret, reason in [
+        ("abc", keys["auth"], "65-byte uncompressed P-256 point"),
+        ("not base64url!", keys["auth"], "p256dh is not base64url"),
+        (not_on_curve, keys["auth"], "not a point on P-256"),
+        (keys["p256dh"], "c2hvcnQ", "auth must be 16 bytes"),
+    ]:
+        r = await subscribe(good["endpoint"], p256dh, auth_secret)
+        assert r.status_code == 422, r.text
+        assert reason in r.text
+    for endpoint in ("http://push.example.com/p/1", "http://10.0.0.1/p/1", "https:///nohost"):
+        r = await subscribe(endpoint, keys["p256dh"], keys["auth"])
+        assert r.status_code == 422, (endpoint, r.text)
+    assert "https" in (await subscribe("http://push.example.com/p/2", **_keys(good))).text
+    # https anywhere, plain http to loopback only because this service runs as ENVIRONMENT=test
+    assert (await subscribe("https://push.example.com/p/1", **_keys(good))).status_code == 201
+    assert (await subscribe(good["endpoint"], **_keys(good))).status_code == 201
+
+
+def _keys(subscription: dict[str, Any]) -> dict[str, str]:
+    return {"p256dh": subscription["keys"]["p256dh"], "auth_secret": subscription["keys"]["auth"]}
+
+
+async def test_a_stored_subscription_with_broken_keys_fails_visibly_and_is_dropped(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient, mongo_url: str
+) -> None:
+    push: PushDouble = doubles[2]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    # stored before keys were checked: the API refuses such keys now
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    subscriptions = client[service.env["MONGODB_DB"]]["push_subscriptions"]
+    endpoint = push.subscription()["endpoint"]
+    await subscriptions.insert_one(
+        {"user_id": user, "endpoint": endpoint, "p256dh": "abc", "auth": "abc",
+         "created_at": datetime.now(UTC)}
+    )  # fmt: skip
+    try:
+        await publish_events(
+            amqp_url, [AchievementUnlocked(user_id=user, achievement="k", title="Keys")]
+        )
+
+        async def failed() -> bool:
+            rows = [r for r in await mine(http, user) if r["channel"] == "push"]
+            return bool(rows) and rows[0]["status"] == "failed"
+
+        await eventually(failed, "the push recorded as failed")
+        [row] = [r for r in await mine(http, user) if r["channel"] == "push"]
+        assert "unusable subscription keys: p256dh must be a 65-byte" in row["error"]
+        assert row["attempts"] == 1
+        assert await subscriptions.find_one({"endpoint": endpoint}) is None
+        assert push.received(endpoint) == []
+    finally:
+        await client.close()

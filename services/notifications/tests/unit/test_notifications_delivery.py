@@ -140,3 +140,41 @@ async def test_unconfigured_channel_fails_visibly() -> None:
     deliveries = FakeDeliveries([row])
     await run(deliveries, ScriptedSender(), FakeClock())
     assert (row.status, row.error) == ("failed", "the sms channel is not configured")
+
+
+async def test_an_error_that_comes_back_every_time_fails_the_notification_at_once() -> None:
+    row = Row(claimed())
+    deliveries = FakeDeliveries([row])
+    await run(deliveries, ScriptedSender(IndexError("index out of range")), FakeClock())
+    assert row.status == "failed"
+    assert row.error == "unexpected error: IndexError: index out of range"
+
+
+async def test_an_unexpected_error_counts_as_an_attempt_until_the_last() -> None:
+    deliveries, clock = FakeDeliveries([Row(claimed())]), FakeClock()
+    sender = ScriptedSender(*(RuntimeError("socket pool closed") for _ in range(3)))
+    await run(deliveries, sender, clock)
+    assert (deliveries.rows[0].status, deliveries.rows[0].due) == (
+        "queued",
+        T0 + timedelta(seconds=10),
+    )
+    for _ in range(2):
+        clock.at += timedelta(minutes=10)
+        await run(deliveries, sender, clock)
+    assert deliveries.rows[0].status == "failed"
+    assert deliveries.rows[0].error == (
+        "gave up after 3 attempts: unexpected error: RuntimeError: socket pool closed"
+    )
+
+
+async def test_a_send_whose_lease_ran_out_too_often_is_given_up() -> None:
+    # claimed for the fourth time: three workers died (or hung) while sending it
+    row = Row(replace(claimed(), attempts=POLICY.max_attempts))
+    deliveries = FakeDeliveries([row])
+    sender = ScriptedSender("never")
+    await run(deliveries, sender, FakeClock())
+    assert (row.status, row.error) == (
+        "failed",
+        "gave up after 3 attempts: the send never completed",
+    )
+    assert sender.seen == []

@@ -1,5 +1,5 @@
 """`sonata_notifications_failed_total{reason}` gets a bounded reason for each way the delivery
-use case gives a notification up: the texts it records map onto the three reasons."""
+use case gives a notification up: the texts it records map onto the four reasons."""
 
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ class Plain:
         ({"sms": Failing(PermanentSendError("21211 invalid number"))}, 1, "rejected"),
         ({"sms": Failing(TransientSendError("Twilio 503"))}, 3, "retries_exhausted"),
         ({}, 1, "not_configured"),
+        ({"sms": Failing(KeyError("body"))}, 1, "internal_error"),
+        ({"sms": Failing(RuntimeError("loop closed"))}, 3, "retries_exhausted"),
     ],
 )
 async def test_each_way_of_giving_up_has_its_reason(

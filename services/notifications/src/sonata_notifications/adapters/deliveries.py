@@ -21,10 +21,10 @@ SENT = Counter(
 FAILED = Counter(
     "sonata_notifications_failed_total",
     "Notifications that failed for good, by channel and reason "
-    "(rejected, retries_exhausted, not_configured).",
+    "(rejected, retries_exhausted, not_configured, internal_error).",
     ["channel", "reason"],
 )
-FAILURE_REASONS = ("rejected", "retries_exhausted", "not_configured")
+FAILURE_REASONS = ("rejected", "retries_exhausted", "not_configured", "internal_error")
 # Every series exists from the start, so a rate reads 0 rather than nothing before the first.
 for _channel in get_args(Channel):
     SENT.labels(_channel)
@@ -38,6 +38,8 @@ def failure_reason(error: str) -> str:
         return "retries_exhausted"
     if error.endswith("channel is not configured"):
         return "not_configured"
+    if error.startswith("unexpected error"):
+        return "internal_error"
     return "rejected"
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
+import re
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pymongo.errors import DuplicateKeyError
 from pywebpush import WebPushException, webpush
 
@@ -17,6 +21,37 @@ from sonata_notifications.domain.errors import PermanentSendError, TransientSend
 from sonata_notifications.service_layer.ports import Outgoing
 
 GONE = (404, 410)  # the push service forgot the subscription: it never comes back
+BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+
+
+def _base64url(value: str) -> bytes | None:
+    if not isinstance(value, str) or not BASE64URL.match(value):
+        return None
+    bare = value.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def key_problem(p256dh: str, auth: str) -> str | None:
+    """What is wrong with a browser's RFC 8291 keys, or None: p256dh must be an uncompressed
+    P-256 point (65 bytes), auth a 16-byte secret, both base64url."""
+    point = _base64url(p256dh)
+    if point is None:
+        return "p256dh is not base64url"
+    if len(point) != 65 or point[0] != 0x04:
+        return f"p256dh must be a 65-byte uncompressed P-256 point, not {len(point)} bytes"
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        return "p256dh is not a point on P-256"
+    secret = _base64url(auth)
+    if secret is None:
+        return "auth is not base64url"
+    if len(secret) != 16:
+        return f"auth must be 16 bytes, not {len(secret)}"
+    return None
 
 
 class WebPushSender:
@@ -59,10 +94,17 @@ class WebPushSender:
                 {"key": message.idempotency_key}, {"endpoint": 1}
             )
         }
-        delivered, transient = 0, []
+        delivered, transient, refused = 0, [], []
         for row in rows:
             if row["endpoint"] in taken:  # an earlier attempt reached this browser
                 delivered += 1
+                continue
+            problem = key_problem(row["p256dh"], row["auth"])
+            if problem is not None:
+                # keys that can encrypt nothing (stored before they were checked): this
+                # subscription can never work, so it goes like a gone one
+                await PushSubscription.get_pymongo_collection().delete_one({"_id": row["_id"]})
+                refused.append(f"unusable subscription keys: {problem}")
                 continue
             info = {
                 "endpoint": row["endpoint"],
@@ -74,11 +116,17 @@ class WebPushSender:
                 code = exc.response.status_code if exc.response is not None else None
                 if code in GONE:
                     await PushSubscription.get_pymongo_collection().delete_one({"_id": row["_id"]})
+                    refused.append(f"{code} gone")
                     continue
-                if code is not None and 400 <= code < 500 and code != 429:
+                if code is None:  # refused by pywebpush itself, before any request
+                    refused.append(str(exc))
+                    continue
+                if 400 <= code < 500 and code != 429:
+                    refused.append(f"refused with {code}")
                     continue
                 transient.append(str(exc))
                 continue
+
             except (OSError, TimeoutError) as exc:
                 transient.append(repr(exc))
                 continue
@@ -91,7 +139,8 @@ class WebPushSender:
             raise TransientSendError((reached + "; ".join(transient))[:500])
         if delivered:
             return f"push:{delivered}/{len(rows)}"
-        raise PermanentSendError("every push subscription was refused or is gone")
+        reasons = "; ".join(sorted(set(refused)))
+        raise PermanentSendError(f"every push subscription was refused or is gone: {reasons}"[:500])
 
     @staticmethod
     async def _remember(key: str, endpoint: str) -> None:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pymongo.errors import DuplicateKeyError
-from sonata_kit import Conflict, CurrentPrincipal, NotFound, RuntimeDep, ServiceUnavailable
+from sonata_kit import (
+    Conflict,
+    CurrentPrincipal,
+    NotFound,
+    RuntimeDep,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from sonata_messaging import Transaction
 
 from sonata_notifications.adapters.documents import Notification, PushSubscription
@@ -114,10 +123,33 @@ async def vapid_public_key(request: Request) -> dict[str, str]:
     return {"public_key": key}
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_push_endpoint(endpoint: str, environment: str) -> None:
+    """Push services are reached over https; plain http only to a local double in development
+    and tests."""
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        raise Unprocessable("the push endpoint has no host", code="bad_push_endpoint")
+    if parts.scheme == "https":
+        return
+    if environment in ("development", "test") and _loopback(parts.hostname):
+        return
+    raise Unprocessable("the push endpoint must be an https URL", code="bad_push_endpoint")
+
+
 @router.post("/push/subscriptions", status_code=201)
 async def subscribe_push(
-    body: PushSubscriptionIn, principal: CurrentPrincipal, runtime: RuntimeDep
+    body: PushSubscriptionIn, principal: CurrentPrincipal, runtime: RuntimeDep, request: Request
 ) -> dict[str, str]:
+    check_push_endpoint(body.endpoint, request.app.state.settings.environment)
     rows = PushSubscription.get_pymongo_collection()
     existing = await rows.find_one({"endpoint": body.endpoint})
     if existing is not None and existing["user_id"] != principal.user_id:

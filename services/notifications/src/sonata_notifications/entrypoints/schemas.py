@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sonata_notifications.adapters.push import key_problem
 from sonata_notifications.domain.model import KINDS, valid_timezone
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -74,13 +75,23 @@ class PreferencesOut(BaseModel):
 
 
 class PushKeys(BaseModel):
-    p256dh: str = Field(min_length=16, max_length=256)
-    auth: str = Field(min_length=8, max_length=64)
+    """RFC 8291: the browser's P-256 public key and its 16-byte authentication secret."""
+
+    p256dh: str = Field(max_length=256)
+    auth: str = Field(max_length=64)
+
+    @model_validator(mode="after")
+    def _usable(self) -> Self:
+        problem = key_problem(self.p256dh, self.auth)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class PushSubscriptionIn(BaseModel):
     """The browser's PushSubscription.toJSON()."""
 
+    # https only, except loopback outside production (checked by the route)
     endpoint: str = Field(pattern=r"^https?://", max_length=2048)
     keys: PushKeys
     expirationTime: Any = None  # noqa: N815 - the browser's own field name
