@@ -442,6 +442,16 @@ async def test_bad_input_gets_a_clear_4xx(service: ServiceProcess, http: httpx.A
     )
     assert r.status_code == 422
     assert "spam" in r.text
+    for channels, reason in [
+        ({"achievement": {"sms": False}}, "achievement is not sent by sms (only email, push)"),
+        ({"password_reset": {"email": False}}, "password_reset is an account or billing message"),
+    ]:
+        r = await http.put("/v1/preferences", json={"channels": channels}, headers=auth(user))
+        assert r.status_code == 422, r.text
+        assert reason in r.text
+    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+    assert "password_reset" not in prefs["channels"]
+    assert prefs["channels"]["achievement"] == {"email": True, "push": True}
     assert (await http.get("/v1/preferences")).status_code == 401
     bad = {"endpoint": "ftp://x", "keys": {"p256dh": "x", "auth": "y"}}
     r = await http.post("/v1/push/subscriptions", json=bad, headers=auth(user))

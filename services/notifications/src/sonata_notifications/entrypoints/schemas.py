@@ -63,6 +63,19 @@ class PreferencesIn(BaseModel):
         unknown = sorted(set(value) - set(KINDS))
         if unknown:
             raise ValueError(f"unknown notification kinds: {', '.join(unknown)}")
+        problems = []
+        for name, per_channel in sorted(value.items()):
+            kind = KINDS[name]
+            if kind.transactional:
+                problems.append(f"{name} is an account or billing message and cannot be turned off")
+                continue
+            absent = sorted(set(per_channel) - set(kind.channels))
+            if absent:
+                problems.append(
+                    f"{name} is not sent by {', '.join(absent)} (only {', '.join(kind.channels)})"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
 
