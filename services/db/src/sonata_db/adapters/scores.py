@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -142,6 +143,89 @@ def assign_hands(parsed: ParsedScore, split_pitch: int | None, swap: bool) -> No
         hand[:] = np.where(hand == 0, 1, np.where(hand == 1, 0, hand))
     parsed.score.notes["staff"] = np.where(hand >= 0, hand + 1, 0)
     parsed.hands = sorted({HANDS.get(int(h), "unknown") for h in hand.tolist()})
+
+
+HAND_CODES = {"right": 0, "left": 1}
+
+
+def _note_channels(data: bytes, score: Score) -> np.ndarray:
+    """The MIDI channel (1-16) of each of the score's notes, read again from the file the
+    engine read it from: a note is known by its track, pitch, start and length."""
+    mid = mido.MidiFile(file=io.BytesIO(data), clip=False)
+    tpb = float(mid.ticks_per_beat)
+    channels: dict[tuple[int, int, float, float], list[int]] = {}
+    for track_no, track in enumerate(mid.tracks):
+        tick = 0
+        sounding: dict[tuple[int, int], int] = {}
+        ended: list[tuple[int, int, int, int]] = []  # channel, pitch, start, end (ticks)
+        for msg in track:
+            tick += msg.time
+            if msg.type not in ("note_on", "note_off"):
+                continue
+            key = (msg.channel, msg.note)
+            start = sounding.pop(key, None)
+            if start is not None:
+                ended.append((*key, start, tick))
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[key] = tick
+        ended += [(*key, start, tick) for key, start in sounding.items()]
+        for channel, pitch, start, end in ended:
+            on = start / tpb
+            found = (track_no, pitch, on, end / tpb - on)
+            channels.setdefault(found, []).append(channel + 1)
+    out = np.zeros(len(score.notes), dtype=np.int16)
+    for k, note in enumerate(score.notes):
+        heard = channels.get(
+            (
+                int(note["voice"]),
+                int(note["pitch"]),
+                float(note["onset_q"]),
+                float(note["duration_q"]),
+            )
+        )
+        if not heard:
+            raise InvalidPieceError("the MIDI file's channels cannot be told apart")
+        out[k] = heard.pop()
+    return out
+
+
+def map_hands(
+    parsed: ParsedScore,
+    data: bytes,
+    by: Literal["tracks", "channels"],
+    mapping: Mapping[int, str],
+) -> None:
+    """The owner's hands for a MIDI piece, per track (counted from 1 in file order, the tempo
+    track included) or per channel (1-16). Every track or channel with notes needs a hand,
+    and every one named must have notes."""
+    if parsed.source_format != "midi":
+        raise InvalidPieceError(
+            "hands maps a MIDI file's tracks or channels; a MusicXML score's hands come from "
+            "its staves"
+        )
+    notes = parsed.score.notes
+    if by == "tracks":
+        number = notes["voice"].astype(np.int16) + 1
+    else:
+        number = _note_channels(data, parsed.score)
+    what = "track" if by == "tracks" else "channel"
+    present = sorted({int(n) for n in number.tolist()})
+    unmapped = [n for n in present if n not in mapping]
+    if unmapped:
+        raise InvalidPieceError(
+            f"{what} {', '.join(map(str, unmapped))} has notes but no hand in hands "
+            f"(the file's {what}s with notes: {', '.join(map(str, present))})"
+        )
+    empty = sorted(n for n in mapping if n not in present)
+    if empty:
+        raise InvalidPieceError(
+            f"hands names {what} {', '.join(map(str, empty))}, which has no notes "
+            f"(the file's {what}s with notes: {', '.join(map(str, present))})"
+        )
+    hand = np.array([HAND_CODES[mapping[int(n)]] for n in number.tolist()], dtype=np.int8)
+    notes["hand"] = hand
+    notes["staff"] = hand + 1
+    parsed.hands = sorted({HANDS[int(h)] for h in hand.tolist()})
 
 
 def to_json(score: Score) -> dict[str, Any]:

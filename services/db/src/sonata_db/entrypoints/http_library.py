@@ -11,20 +11,42 @@ from sonata_kit import CurrentPrincipal, Forbidden, RuntimeDep, Unprocessable
 from sonata_messaging import Transaction
 
 from sonata_db.adapters.documents import PieceDoc
-from sonata_db.adapters.scores import Limits, ParsedScore, assign_hands, parse_score, to_json
+from sonata_db.adapters.scores import (
+    Limits,
+    ParsedScore,
+    assign_hands,
+    map_hands,
+    parse_score,
+    to_json,
+)
 from sonata_db.domain.errors import InvalidPieceError
 from sonata_db.domain.library import BarRange
 from sonata_db.entrypoints.cached import NOT_MODIFIED, Reads, cached_json
 from sonata_db.entrypoints.deps import Settings, Teacher
-from sonata_db.entrypoints.schemas import PieceChanges, PieceOut, PiecePage, SectionIn
+from sonata_db.entrypoints.schemas import HandsIn, PieceChanges, PieceOut, PiecePage, SectionIn
 from sonata_db.service_layer import pieces
 from sonata_db.service_layer.access import is_admin, teachers_of
 
 router = APIRouter(prefix="/v1", tags=["library"])
 _SECTIONS = TypeAdapter(list[SectionIn])
+_HANDS = TypeAdapter(HandsIn)
 _PAGE = TypeAdapter(PiecePage)
 _PIECE = TypeAdapter(PieceOut)
 _SCORE = TypeAdapter(dict[str, Any])
+
+
+def _hands(raw: str | None) -> HandsIn | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return _HANDS.validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors()[:3])
+        raise Unprocessable(
+            'hands must be a JSON object {"tracks": {"<track>": "right" | "left", ...}} or '
+            f'{{"channels": {{"<channel 1-16>": "right" | "left", ...}}}}: {problems}',
+            code="invalid_hands",
+        ) from exc
 
 
 def _sections(raw: str | None) -> list[BarRange] | None:
@@ -62,6 +84,16 @@ async def upload_piece(
     key: Annotated[str, Form(max_length=40)] = "",
     visibility: Annotated[Literal["public", "private"], Form()] = "private",
     sections: Annotated[str | None, Form(max_length=20_000, description="JSON list")] = None,
+    hands: Annotated[
+        str | None,
+        Form(
+            max_length=4_000,
+            description='MIDI only, JSON: {"tracks": {"2": "right", "3": "left"}} (tracks '
+            'counted from 1 in file order, the tempo track included) or {"channels": {"1": '
+            '"right", "2": "left"}} (channels 1-16); every track or channel with notes needs '
+            "a hand",
+        ),
+    ] = None,
     hand_split: Annotated[int | None, Form(ge=0, le=127)] = None,
     swap_hands: Annotated[bool, Form()] = False,
 ) -> PieceOut:
@@ -70,8 +102,18 @@ async def upload_piece(
     data = await _read_upload(file, settings.max_upload_bytes)
     limits = Limits(settings.max_upload_bytes, settings.max_score_notes, settings.max_score_bars)
     given_sections = _sections(sections)
+    given_hands = _hands(hands)
+    if given_hands is not None and hand_split is not None:
+        raise Unprocessable(
+            "give hands (by track or channel) or hand_split (by pitch), not both",
+            code="invalid_hands",
+        )
     try:
         parsed: ParsedScore = await to_thread.run_sync(parse_score, data, file.filename, limits)
+        if given_hands is not None:
+            by: Literal["tracks", "channels"] = "tracks" if given_hands.tracks else "channels"
+            mapping = given_hands.tracks or given_hands.channels or {}
+            await to_thread.run_sync(map_hands, parsed, data, by, mapping)
         if hand_split is not None or swap_hands:
             assign_hands(parsed, hand_split, swap_hands)
         piece = pieces.build_piece(

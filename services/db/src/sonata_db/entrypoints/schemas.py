@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sonata_db.adapters.documents import Assignment, PieceDoc
 
@@ -16,6 +16,31 @@ class SectionIn(BaseModel):
     name: str = Field(min_length=1, max_length=60)
     first_bar: int = Field(ge=-10_000, le=100_000)
     last_bar: int = Field(ge=-10_000, le=100_000)
+
+
+Hand = Literal["right", "left"]
+
+
+class HandsIn(BaseModel):
+    """A MIDI upload's hands: by track (counted from 1 in file order, the tempo track
+    included) or by channel (1-16), each with notes mapped to right or left."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracks: dict[Annotated[int, Field(ge=1, le=65_535)], Hand] | None = Field(
+        default=None, max_length=64, examples=[{"2": "right", "3": "left"}]
+    )
+    channels: dict[Annotated[int, Field(ge=1, le=16)], Hand] | None = Field(
+        default=None, max_length=16, examples=[{"1": "right", "2": "left"}]
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HandsIn:
+        if (self.tracks is None) == (self.channels is None):
+            raise ValueError("give either tracks or channels")
+        if not (self.tracks or self.channels):
+            raise ValueError("map at least one track or channel to a hand")
+        return self
 
 
 class PieceOut(BaseModel):
