@@ -14,7 +14,7 @@ from sonata_engine import EngineError
 from sonata_kit import Conflict, CurrentPrincipal, NotFound, RuntimeDep, Unprocessable
 from sonata_messaging import Transaction
 
-from sonata_db.adapters.documents import LearnerProfile, PieceDoc, PieceVersion, Unlock
+from sonata_db.adapters.documents import LearnerProfile, PieceVersion, Unlock
 from sonata_db.adapters.rendering import piano_roll
 from sonata_db.adapters.scores import from_json, performance_midi, performed_notes
 from sonata_db.domain.errors import UnrenderableReportError
@@ -208,7 +208,7 @@ async def get_skill_path(principal: CurrentPrincipal) -> list[dict[str, Any]]:
             Unlock.user_id == principal.user_id, Unlock.kind == "mastery"
         ).to_list()
     }
-    path = await PieceDoc.find(PieceDoc.skill_path == "foundations").sort("path_order").to_list()
+    path = await progress.path_pieces()
     out, previous_mastered = [], True
     for piece in path:
         out.append(
