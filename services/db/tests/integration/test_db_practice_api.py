@@ -5,6 +5,7 @@ parents see what they are allowed to; nobody reads anyone else's record; deletio
 from __future__ import annotations
 
 import io
+import re
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -217,41 +218,74 @@ async def test_teacher_assigns_student_completes_parent_watches_outsiders_see_no
         student_id
     ]
 
-    # Every read endpoint, tried by someone with no claim on this student's record.
-    perf = good.performance_id
+    # Every route of the OpenAPI naming a record, tried with this student's ids by someone with
+    # no claim on them; every route naming none, checked to show nothing of theirs.
     ode = {"file": ("p.musicxml", catalogue_bytes("ode-to-joy"))}
-    private = await http.post("/v1/pieces", headers=teacher, files=ode)
-    own_reads = [
-        f"/v1/me/performances/{perf}",
-        f"/v1/me/performances/{perf}/roll.svg",
-        f"/v1/me/performances/{perf}/performance.mid",
-        f"/v1/me/progress/{MINUET}",
-    ]
-    guardian_reads = [f"/v1/students/{student_id}/results", f"/v1/children/{student_id}"]
-    for outsider in (other_student, other_teacher, other_parent):
-        for path in [*own_reads, *guardian_reads, f"/v1/pieces/{private.json()['piece_id']}"]:
-            r = await http.get(path, headers=outsider)
-            assert r.status_code in (403, 404), (path, r.status_code)
-            assert student_id not in r.text
-        for path in [
-            "/v1/me/performances",
-            "/v1/me/progress",
-            "/v1/me/assignments",
-            "/v1/me/export",
-            "/v1/me/achievements",
-            "/v1/me/profile",
-        ]:
-            r = await http.get(path, headers=outsider)
-            assert r.status_code == 200, (path, r.text)
-            assert student_id not in r.text, path
-            assert perf not in r.text, path
-    for path in ["/v1/students", "/v1/assignments"]:
-        r = await http.get(path, headers=other_teacher)
-        assert student_id not in r.text
-    r = await http.get("/v1/children", headers=other_parent)
-    assert student_id not in r.text
+    private_id = (await http.post("/v1/pieces", headers=teacher, files=ode)).json()["piece_id"]
+    on_private = scored(student_id, private_id, take("ode-to-joy", 3), now)
+    await play(http, library_amqp_url, student, [on_private])
+    theirs = {
+        "performance_id": on_private.performance_id,
+        "piece_id": private_id,
+        "student_id": student_id,
+        "child_id": student_id,
+    }
+    leaks = await outsiders_reach(
+        http,
+        theirs,
+        [student_id, on_private.performance_id, good.performance_id, private_id],
+        [other_student, other_teacher, other_parent],
+    )
+    assert leaks == []
+    assert (await http.get(f"/v1/pieces/{private_id}", headers=teacher)).status_code == 200
+    r = await http.get(f"/v1/me/progress/{private_id}", headers=student)
+    assert r.json()["performances"] == 1
     assert parent_id not in (await http.get("/v1/students", headers=teacher)).text
     assert teacher_id == created["teacher_id"]
+
+
+# Routes anyone may call with a value they were handed: the value is the permission.
+BY_DESIGN = {("post", "/v1/invites/{code}/accept"): "an invite code is handed out to be used"}
+
+
+async def outsiders_reach(
+    http: httpx.AsyncClient,
+    theirs: dict[str, str],
+    secrets: list[str],
+    outsiders: list[dict[str, str]],
+) -> list[str]:
+    """Every operation of db's OpenAPI, by each outsider: one naming a record (filled from
+    ``theirs``) must answer 403 or 404; one naming none must show none of ``secrets``. A
+    path parameter with no value in ``theirs`` is a failure, so a new route cannot go
+    untried."""
+    spec = (await http.get("/openapi.json")).json()
+    problems: list[str] = []
+    tried = 0
+    for template, operations in spec["paths"].items():
+        for method in operations:
+            if (method, template) in BY_DESIGN:
+                continue
+            names = re.findall(r"{(\w+)}", template)
+            missing = [n for n in names if n not in theirs]
+            if missing:
+                problems.append(f"{method} {template}: no record of theirs for {missing}")
+                continue
+            if not names and method != "get":
+                continue  # writes naming no record act on the caller's own
+            path = template.format(**{n: theirs[n] for n in names})
+            for outsider in outsiders:
+                tried += 1
+                body = {} if method in ("post", "put", "patch") else None
+                r = await http.request(method.upper(), path, headers=outsider, json=body)
+                if names and r.status_code not in (403, 404):
+                    problems.append(f"{method} {path}: {r.status_code} to an outsider")
+                elif not names and r.status_code not in (200, 403):
+                    problems.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
+                problems += [
+                    f"{method} {path} shows {secret}" for secret in secrets if secret in r.text
+                ]
+    assert tried > 40, tried
+    return problems
 
 
 async def test_export_holds_everything_and_deletion_erases_it(
