@@ -8,8 +8,14 @@ many requests/s for ``--seconds``, spread over the endpoints a learner's app cal
 invalidates that learner's cached answers). Request k is due at start + k / rate; a request
 sent late counts its wait, so a server that falls behind shows it (no coordinated omission).
 The client is aiohttp with kept-alive connections in this process, apart from the server's.
-Writes bench/results/db-load-<date>-<rate>rps.json per rate. Run: `make bench-db`
+Writes bench/results/db-load-<date>[-<variant>]-<rate>rps.json per rate. Run: `make bench-db`
 (``BENCH_ARGS="--rate 50 --rate 500 --seconds 20"``).
+
+Variants: ``--mix heavy`` reads the routes that compute most (history filtered by piece and
+paged, progress overall and per piece, one performance's report) instead of the app's
+everyday mix; ``--cache-ttl 0`` turns db's read cache off, so every read is computed;
+``--gateway`` sends the reads through nginx with the rules ``make run`` renders
+(deploy/local's plan), as a browser reaches db (``/api/db/...``).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import json
 import os
 import platform
 import signal
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,13 +47,21 @@ from sonata_testing import (
     SigningKey,
     TokenFactory,
     eventually,
+    free_port,
     publish_events,
+    wait_http_ok,
 )
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "services" / "db" / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "deploy" / "local"))
 
 from db_api_support import grant
 from db_takes import scored, take
+from sonata_local.plan import SERVICES, Config, render_local_nginx, service
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX = "/usr/sbin/nginx"
+GATEWAY_PREFIX = service("db").prefix  # /api/db
 
 RESULTS = Path(__file__).parent / "results"
 TWINKLE = "catalogue-twinkle-theme"
@@ -54,7 +70,15 @@ DROPS = [0, 3, 5, 8, 12, 0, 3, 5, 8, 12]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def endpoints(performance_id: str) -> list[str]:
+def endpoints(performance_id: str, mix: str) -> list[str]:
+    if mix == "heavy":
+        return [
+            f"/v1/me/performances?piece_id={TWINKLE}&page=2&page_size=3",
+            f"/v1/me/performances?piece_id={TWINKLE}&page_size=5",
+            "/v1/me/progress",
+            f"/v1/me/progress/{TWINKLE}",
+            f"/v1/me/performances/{performance_id}",
+        ]
     return [
         "/v1/pieces?scope=public",
         "/v1/pieces?q=minuet",
@@ -69,6 +93,7 @@ def endpoints(performance_id: str) -> list[str]:
 
 def route_of(path: str) -> str:
     """The route template a path belongs to, so ids do not split the figures."""
+    path = path.removeprefix(GATEWAY_PREFIX)
     base = path.split("?")[0]
     if base.startswith("/v1/me/performances/"):
         return "/v1/me/performances/{id}"
@@ -76,6 +101,8 @@ def route_of(path: str) -> str:
         return "/v1/me/progress/{piece_id}"
     if base.startswith("/v1/pieces/"):
         return "/v1/pieces/{piece_id}"
+    if base == "/v1/me/performances" and "piece_id=" in path:
+        return "/v1/me/performances?piece_id= (paged)" if "page=" in path else path.split("&")[0]
     return path  # the two searches stay apart
 
 
@@ -87,8 +114,33 @@ class Learner:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (nginx's master and its worker)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return own + sum(cpu_seconds(int(c)) for c in children)
+
+
+def gateway(db_port: int, var: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """nginx with the gateway `make run` renders, in front of this db; its base URL."""
+    port = free_port()
+    ports = {s.name: free_port() for s in SERVICES} | {"db": db_port}
+    cfg = Config(
+        root=ROOT, var_dir=var, python=sys.executable, ports=ports, gateway_port=port,
+        mongo_port=free_port(), prometheus_port=free_port(), external_mongo_url=None,
+        amqp_url="amqp://127.0.0.1/", environment="test", log_level="WARNING",
+        nginx=NGINX, prometheus=None,
+    )  # fmt: skip
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (cfg.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    conf = cfg.nginx_dir / "nginx.conf"
+    conf.write_text(render_local_nginx(cfg))
+    proc = subprocess.Popen([NGINX, "-p", f"{cfg.nginx_dir}/", "-c", str(conf)])
+    wait_http_ok(f"http://127.0.0.1:{port}/healthz", 20, proc)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def machine_busy() -> tuple[float, float]:
@@ -129,7 +181,12 @@ class CpuWatch:
 
 
 async def seed(
-    base: str, amqp_url: str, learners: list[Learner], user_ids: list[str], takes: int
+    base: str,
+    amqp_url: str,
+    learners: list[Learner],
+    user_ids: list[str],
+    takes: int,
+    paths: Any,
 ) -> None:
     """Each learner's takes over the past days; every other learner has a plan with full
     reports (their report reads carry the whole engine report, ~55 kB)."""
@@ -143,7 +200,7 @@ async def seed(
             for k, report in enumerate(reports)
         ]
         await publish_events(amqp_url, events)
-        learner.paths = endpoints(str(events[0].performance_id))
+        learner.paths = paths(str(events[0].performance_id))
     async with aiohttp.ClientSession(base) as http:
         for learner in learners:
 
@@ -268,6 +325,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     user_ids = [f"bench-learner-{k}" for k in range(args.learners)]
     learners = [Learner(u, tokens.sign(tokens.claims(sub=u))) for u in user_ids]
     results = []
+    prefix = GATEWAY_PREFIX if args.gateway else ""
+
+    def paths(performance_id: str) -> list[str]:
+        return [prefix + p for p in endpoints(performance_id, args.mix)]
+
     with SecantusServer() as mongo, RabbitVhost() as vhost, JwksServer([key.jwk]) as jwks:
         env = {
             "ENVIRONMENT": "test",
@@ -279,6 +341,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "READ_CACHE_TTL_S": str(args.cache_ttl),
         }
         service = ServiceProcess("db", "sonata_db.main:create_app", env).start(timeout=120)
+        proxy: subprocess.Popen[bytes] | None = None
         try:
             assert service.proc is not None
             assert mongo._proc is not None
@@ -287,17 +350,22 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "secantusdb": mongo._proc.pid,
                 "load_client": os.getpid(),
             }
-            await seed(service.base_url, vhost.url, learners, user_ids, args.takes)
-            alone = await sequential(service.base_url, learners[0])
+            base = service.base_url
+            if args.gateway:
+                var = Path(f"/tmp/sonata-db-load-{uuid.uuid4().hex[:6]}")
+                proxy, base = gateway(service.port, var)
+                pids["nginx"] = proxy.pid
+            await seed(service.base_url, vhost.url, learners, user_ids, args.takes, paths)
+            alone = await sequential(base, learners[0])
             print("one at a time (ms):", json.dumps(alone), flush=True)
-            await warm(service.base_url, learners)
+            await warm(base, learners)
             for rate in args.rate:
                 load_before = loadavg()
                 counts_before = await cache_counts(service.base_url)
                 stop = asyncio.Event()
                 writes = asyncio.create_task(writer(vhost.url, user_ids, args.writes_per_s, stop))
                 watch = CpuWatch(pids)
-                figures = await drive(service.base_url, learners, rate, args.seconds)
+                figures = await drive(base, learners, rate, args.seconds)
                 cpu = watch.shares()
                 stop.set()
                 written = await writes
@@ -307,6 +375,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 )
                 result = {
                     "benchmark": "db read endpoints",
+                    "variant": variant(args),
+                    "through_gateway": bool(args.gateway),
+                    "route_mix": args.mix,
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": {
                         "python": platform.python_version(),
@@ -339,8 +410,19 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 print(json.dumps(result, indent=2), flush=True)
                 results.append(result)
         finally:
+            if proxy is not None:
+                proxy.terminate()
+                proxy.wait(10)
             service.stop()
     return results
+
+
+def variant(args: argparse.Namespace) -> str:
+    """The file name's variant: empty for the everyday mix, direct, cache on."""
+    parts = ["gateway"] if args.gateway else []
+    parts += ["heavy"] if args.mix == "heavy" else []
+    parts += ["nocache"] if args.cache_ttl == 0 else []
+    return "-".join(parts)
 
 
 if __name__ == "__main__":
@@ -351,9 +433,13 @@ if __name__ == "__main__":
     parser.add_argument("--takes", type=int, default=8, choices=range(1, len(DROPS) + 1))
     parser.add_argument("--writes-per-s", type=float, default=1.0)
     parser.add_argument("--cache-ttl", type=float, default=30.0, help="db's READ_CACHE_TTL_S")
+    parser.add_argument("--mix", choices=["app", "heavy"], default="app", help="routes read")
+    parser.add_argument("--gateway", action="store_true", help="through nginx (/api/db/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     args.rate = args.rate or [500.0]
+    if args.gateway and not Path(NGINX).exists():
+        raise SystemExit(f"--gateway needs nginx at {NGINX}")
     # A terminated run still stops the processes it started (the `finally` blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     RESULTS.mkdir(exist_ok=True)
@@ -361,6 +447,11 @@ if __name__ == "__main__":
         if args.no_write:
             continue
         rate = result["target"]["rate_per_s"]
-        out = RESULTS / f"db-load-{datetime.now(UTC).date().isoformat()}-{rate:.0f}rps.json"
+        name = "-".join(
+            part
+            for part in ("db-load", datetime.now(UTC).date().isoformat(), result["variant"])
+            if part
+        )
+        out = RESULTS / f"{name}-{rate:.0f}rps.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"written to {out}")
