@@ -1,7 +1,8 @@
 """The live protocol on the wire, against the service as a process: raw MIDI in binary frames
 judged as their JSON twins are, pause and continue taking the paused stretch out of the
 learner's time, and the server's clock sending `missed` once calibrated, for the notes the
-engine's own session finds."""
+engine's own session finds; a paused session whose connection only pings is not taken for
+abandoned."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from sonata_engine import LiveSession, SessionOptions, load_score
 from sonata_scoring.domain.protocol import encode_binary
 from sonata_testing import JwksServer, ServiceProcess, SigningKey
@@ -51,6 +53,8 @@ def scoring(
             "AMQP_URL": amqp_url,
             "AUTH_JWKS_URL": jwks.url,
             "WS_POSITION_INTERVAL_S": "0.1",
+            "SESSION_ABANDON_AFTER_S": "2",
+            "SESSION_SWEEP_INTERVAL_S": "0.25",
         }
         service = ServiceProcess(
             "ai-scoring", "sonata_scoring.main:create_app", env,
@@ -238,3 +242,53 @@ async def test_once_calibrated_the_servers_clock_sends_the_missed_notes_the_engi
         assert {j["score_id"] for j in told} == missed_by_clock
         assert {j["kind"] for j in told} == {"missed"}
         assert all(j["expected_pitch"] is not None and j["pitch"] is None for j in told)
+
+
+async def test_a_paused_session_that_only_pings_is_not_taken_for_abandoned(
+    scoring: ServiceProcess, learner: tuple[str, str], mongo_url: str, database: str
+) -> None:
+    token, piece_id = learner
+    notes = take_notes(8)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    sessions = client[database].live_sessions
+
+    async def status(session_id: str) -> str:
+        return str((await sessions.find_one({"session_id": session_id}) or {})["status"])
+
+    async def ping(ws: Any) -> None:
+        await ws.send(json.dumps({"type": "ping", "seq": 0}))
+        await recv(ws, "pong")
+        await asyncio.sleep(0.2)
+
+    try:
+        async with connect(scoring.port, token) as pinging, connect(scoring.port, token) as silent:
+            kept, left = await started(pinging, piece_id), await started(silent, piece_id)
+            for ws in (pinging, silent):
+                for message in note_messages(1, notes[:3]):
+                    await ws.send(message)
+                await recv(ws, "ack", seq=3)
+            await pinging.send(json.dumps({"type": "pause", "seq": 4, "t": 5.0}))
+            await recv(pinging, "paused", seq=4)
+            # SESSION_ABANDON_AFTER_S is 2 s: the silent one is finished by the sweeper, its
+            # connection still open; the paused one, pinging, is not, then or 2.5 s later
+            deadline = time.monotonic() + 10
+            while await status(left) == "live":
+                assert time.monotonic() < deadline, "the sweeper never finished the silent one"
+                await ping(pinging)
+            for _ in range(12):
+                await ping(pinging)
+            assert await status(kept) == "live"
+            await pinging.send(json.dumps({"type": "continue", "seq": 5, "t": 6.0}))
+            await recv(pinging, "continued", seq=5)
+            for seq, message in enumerate(note_messages(6, shifted(notes[3:], 1.0)), start=6):
+                await pinging.send(message)
+                await recv(pinging, "judged", seq=seq)
+            await pinging.send(json.dumps({"type": "finish", "seq": 11}))
+            performance_id = (await recv(pinging, "finished"))["performance_id"]
+        performance = await client[database].performances.find_one(
+            {"performance_id": performance_id}
+        )
+        assert performance is not None
+        assert performance["finished_by"] == "learner"
+    finally:
+        await client.close()

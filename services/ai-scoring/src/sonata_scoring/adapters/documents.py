@@ -71,7 +71,7 @@ class LiveSessionDoc(Document):
     status: Literal["live", "finished"]
     day: str  # UTC calendar day it started, for the free plan's daily count
     started_at: datetime
-    last_seen_at: datetime  # refreshed by the checkpoints, a few times per abandon period
+    last_seen_at: datetime  # refreshed by any frame (group commit), a few times per abandon period
     last_seq: int  # the start's seq; the chunks carry everything after it
     owner: str  # the connection driving it; a resume takes it over
     performance_id: str | None = None

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sonata_scoring.service_layer.sessions import checkpoint_many
+from sonata_scoring.service_layer.sessions import checkpoint_many, touch_sessions
 
 if TYPE_CHECKING:
     from sonata_scoring.entrypoints.connection import Connection
@@ -55,8 +55,19 @@ class GroupCommit:
                 for c in batch
                 if c.handle is not None and c.processed != c.handle.last_seq
             ]
+            now = datetime.now(UTC)
             written = await checkpoint_many(
-                [(h, seq) for _, h, seq in work], datetime.now(UTC), self.touch_after_s
+                [(h, seq) for _, h, seq in work], now, self.touch_after_s
+            )
+            # connections with nothing to write (paused, pinging) still say the session is alive
+            await touch_sessions(
+                [
+                    c.handle
+                    for c in batch
+                    if c.handle is not None and c.processed == c.handle.last_seq
+                ],
+                now,
+                self.touch_after_s,
             )
             for (c, h, _), ok in zip(work, written, strict=True):
                 if ok:

@@ -80,6 +80,7 @@ class Connection:
         self.bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst, self.received_at)
         self.last_position: tuple[Any, ...] | None = None  # the last the client was told
         self.commit_pending = False  # waiting in the group commit
+        self.touch_due = 0.0  # when a frame next asks the group commit to refresh last_seen_at
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -154,6 +155,10 @@ class Connection:
                     self.end(None)
                     return
                 self.received_at = time.perf_counter()
+                if self.received_at >= self.touch_due and self.handle is not None:
+                    # any frame, a ping too, keeps the session from being taken for abandoned
+                    self.touch_due = self.received_at + self._touch_after_s / 2
+                    self._schedule_flush()
                 await self._receive(raw)
         except Violation as exc:
             self.end(exc.close_code, str(exc))

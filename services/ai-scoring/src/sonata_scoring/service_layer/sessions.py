@@ -221,30 +221,36 @@ async def checkpoint_many(
         handle.last_seq = doc["last_seq"]
         handle.chunks += 1
         written.append(True)
-    stale = [
-        h
-        for (h, _), ok in zip(batch, written, strict=True)
-        if ok and (now - h.seen_at).total_seconds() >= touch_after_s
-    ]
-    if stale:
-        try:
-            await LiveSessionDoc.get_pymongo_collection().bulk_write(
-                [
-                    UpdateOne(
-                        {"session_id": h.session_id, "owner": h.owner, "status": "live"},
-                        {"$set": {"last_seen_at": now}},
-                    )
-                    for h in stale
-                ],
-                ordered=False,
-            )
-        except PyMongoError:
-            # the chunks are written and will be acknowledged; the next checkpoint tries again
-            log.warning("refreshing last_seen_at of %d live sessions failed", len(stale))
-        else:
-            for h in stale:
-                h.seen_at = now
+    await touch_sessions(
+        [h for (h, _), ok in zip(batch, written, strict=True) if ok], now, touch_after_s
+    )
     return written
+
+
+async def touch_sessions(handles: list[LiveHandle], now: datetime, touch_after_s: float) -> None:
+    """Refresh `last_seen_at` of the sessions whose stored one is older than `touch_after_s`:
+    a session with a live connection is never taken for abandoned, whatever that connection
+    sends (notes, or only pings while paused)."""
+    stale = [h for h in handles if (now - h.seen_at).total_seconds() >= touch_after_s]
+    if not stale:
+        return
+    try:
+        await LiveSessionDoc.get_pymongo_collection().bulk_write(
+            [
+                UpdateOne(
+                    {"session_id": h.session_id, "owner": h.owner, "status": "live"},
+                    {"$set": {"last_seen_at": now}},
+                )
+                for h in stale
+            ],
+            ordered=False,
+        )
+    except PyMongoError:
+        # a checkpoint's chunks are written and will be acknowledged; the next round tries again
+        log.warning("refreshing last_seen_at of %d live sessions failed", len(stale))
+    else:
+        for h in stale:
+            h.seen_at = now
 
 
 async def resume_session(
