@@ -2,7 +2,7 @@
 judged as their JSON twins are, pause and continue taking the paused stretch out of the
 learner's time, and the server's clock sending `missed` once calibrated, for the notes the
 engine's own session finds; a paused session whose connection only pings is not taken for
-abandoned."""
+abandoned; the upgrade request's X-Request-ID on the session's logs and events."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 from pymongo import AsyncMongoClient
 from sonata_engine import LiveSession, SessionOptions, load_score
 from sonata_scoring.domain.protocol import encode_binary
@@ -292,3 +293,60 @@ async def test_a_paused_session_that_only_pings_is_not_taken_for_abandoned(
         assert performance["finished_by"] == "learner"
     finally:
         await client.close()
+
+
+async def test_the_upgrade_requests_id_is_on_the_sessions_events_and_logs(
+    scoring: ServiceProcess, learner: tuple[str, str], mongo_url: str, database: str
+) -> None:
+    token, piece_id = learner
+    played, left = f"wire-{uuid.uuid4().hex}", f"wire-{uuid.uuid4().hex}"
+
+    def connect_as(request_id: str) -> Any:
+        return websockets.connect(
+            f"ws://127.0.0.1:{scoring.port}/ws/v1/sessions",
+            subprotocols=["sonata.v1", f"bearer.{token}"],  # type: ignore[list-item]
+            additional_headers={"X-Request-ID": request_id},
+        )
+
+    async with connect_as(played) as ws:
+        session_id = await started(ws, piece_id)
+        for seq, message in enumerate(note_messages(1, take_notes(4)), start=1):
+            await ws.send(message)
+            await recv(ws, "judged", seq=seq)
+        await ws.send(json.dumps({"type": "finish", "seq": 5}))
+        await recv(ws, "finished")
+    async with connect_as(left) as ws:  # dropped, and finished by the sweeper later
+        abandoned_id = await started(ws, piece_id)
+        for message in note_messages(1, take_notes(3)):
+            await ws.send(message)
+        await recv(ws, "ack", seq=3)
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    outbox = client[database].outbox
+
+    async def events(request_id: str) -> list[tuple[str, str]]:
+        rows = outbox.find({"correlation_id": request_id}, {"name": 1, "body": 1})
+        return sorted([(r["name"], json.loads(r["body"])["session_id"]) async for r in rows])
+
+    try:
+        assert await events(played) == [
+            ("ai_scoring.performance_scored.v1", session_id),
+            ("ai_scoring.session_started.v1", session_id),
+        ]
+        deadline = time.monotonic() + 10
+        while len(await events(left)) < 2:
+            assert time.monotonic() < deadline, "the abandoned session was never finished"
+            await asyncio.sleep(0.2)
+        assert await events(left) == [
+            ("ai_scoring.performance_scored.v1", abandoned_id),
+            ("ai_scoring.session_started.v1", abandoned_id),
+        ]
+    finally:
+        await client.close()
+    lines = [json.loads(line) for line in scoring.log_path.read_text().splitlines()
+             if line.startswith("{")]  # fmt: skip
+    mine = [line["message"] for line in lines if line.get("correlation_id") == played]
+    assert f"live session {session_id} started on piece {piece_id}" in mine
+    assert any(m.startswith(f"live session {session_id} finished: performance") for m in mine)
+    swept = [line["message"] for line in lines if line.get("correlation_id") == left]
+    assert f"finished abandoned session {abandoned_id}" in swept

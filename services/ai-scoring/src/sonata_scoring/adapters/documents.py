@@ -75,6 +75,8 @@ class LiveSessionDoc(Document):
     last_seq: int  # the start's seq; the chunks carry everything after it
     owner: str  # the connection driving it; a resume takes it over
     performance_id: str | None = None
+    # the request id of the connection that started it: the sweeper's events carry it too
+    correlation_id: str | None = None
 
     class Settings:
         name = "live_sessions"

@@ -243,6 +243,7 @@ class Connection:
             self.send("refused", seq=m.seq, code=exc.code, detail=exc.detail, unlock=exc.unlock)
             return
         self._adopt(handle)
+        log.info("live session %s started on piece %s", handle.session_id, handle.piece_id)
         self.send(
             "started",
             seq=m.seq,
@@ -270,6 +271,7 @@ class Connection:
             )
             return
         self._adopt(handle)
+        log.info("live session %s resumed after seq %d", handle.session_id, handle.last_seq)
         out = handle.run.outcome([])
         self._moved(out.position, out.tempo_bpm)
         self.send(
@@ -341,6 +343,8 @@ class Connection:
             self.error("session_finished", str(exc), seq)
             return
         report = done["report"]
+        log.info("live session %s finished: performance %s", handle.session_id,
+                 done["performance_id"])  # fmt: skip
         self.send(
             "finished",
             seq=seq,

@@ -7,6 +7,8 @@ import logging
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 from sonata_kit import Principal, ServiceError
+from sonata_kit.observability import request_id_from
+from sonata_messaging import correlation_scope
 
 from sonata_scoring.domain.protocol import PROTOCOL, bearer_from_subprotocols
 from sonata_scoring.entrypoints.connection import Connection
@@ -25,6 +27,14 @@ async def _deny(websocket: WebSocket, status: int, error: str, detail: str) -> N
 
 @router.websocket("/ws/v1/sessions")
 async def live_sessions(websocket: WebSocket) -> None:
+    # the upgrade request's id (nginx mints one when the client sent none), else a new one:
+    # every log line of this connection and every event its sessions publish carries it
+    raw = websocket.headers.get("x-request-id") or websocket.headers.get("x-correlation-id")
+    with correlation_scope(request_id_from(raw)):
+        await _live_sessions(websocket)
+
+
+async def _live_sessions(websocket: WebSocket) -> None:
     settings: ScoringSettings = websocket.app.state.settings
     runtime = getattr(websocket.app.state, "runtime", None)
     if runtime is None:

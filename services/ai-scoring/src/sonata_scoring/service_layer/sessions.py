@@ -14,7 +14,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from sonata_contracts.ai_scoring import PerformanceScored, SessionStarted
 from sonata_engine import EngineError, Judgement, Score, SessionOptions, score_from_dict
-from sonata_messaging import Transaction
+from sonata_messaging import Transaction, correlation_scope, get_correlation_id
 
 from sonata_scoring.adapters.documents import (
     LiveChunkDoc,
@@ -150,6 +150,7 @@ async def start_session(
             last_seen_at=now,
             last_seq=start.seq,
             owner=owner,
+            correlation_id=get_correlation_id(),
         ).insert(session=tx.session)
         await tx.publish(
             SessionStarted(
@@ -373,20 +374,26 @@ async def finish_abandoned(transaction: RunInTransaction, now: datetime, idle_s:
     async for doc in LiveSessionDoc.find(
         LiveSessionDoc.status == "live", LiveSessionDoc.last_seen_at < cutoff
     ):
-        try:
-            handle, _ = await _rebuild(doc, replay_after=2**32)
-            if not any(row[1] == "e" for row in handle.run.log):
-                # nothing was played: close it without a report, nothing to score
-                await LiveSessionDoc.get_pymongo_collection().update_one(
-                    {"session_id": doc.session_id, "status": "live"},
-                    {"$set": {"status": "finished"}},
-                )
-                await LiveChunkDoc.get_pymongo_collection().delete_many(
-                    {"session_id": doc.session_id}
-                )
-                continue
-            await finish_session(transaction, handle, now, by="abandoned")
-            finished += 1
-        except (SessionGone, Refused):
-            continue
+        with correlation_scope(doc.correlation_id):
+            finished += await _finish_abandoned(transaction, doc, now)
     return finished
+
+
+async def _finish_abandoned(
+    transaction: RunInTransaction, doc: LiveSessionDoc, now: datetime
+) -> int:
+    try:
+        handle, _ = await _rebuild(doc, replay_after=2**32)
+        if not any(row[1] == "e" for row in handle.run.log):
+            # nothing was played: close it without a report, nothing to score
+            await LiveSessionDoc.get_pymongo_collection().update_one(
+                {"session_id": doc.session_id, "status": "live"},
+                {"$set": {"status": "finished"}},
+            )
+            await LiveChunkDoc.get_pymongo_collection().delete_many({"session_id": doc.session_id})
+            return 0
+        await finish_session(transaction, handle, now, by="abandoned")
+    except (SessionGone, Refused):
+        return 0
+    log.info("finished abandoned session %s", doc.session_id)
+    return 1
