@@ -19,7 +19,9 @@ WS_CLOSED = Counter("sonata_ws_closed_total", "WebSocket connections closed, by 
 class LiveJudgements(Collector):
     """`sonata_engine_notes_total` and the `sonata_engine_judgement_seconds` histogram, kept as
     plain numbers: updated once per notes message by the event loop alone, so the hot path
-    takes no lock and walks no bucket list (a prometheus_client Histogram does both)."""
+    takes no lock and walks no bucket list (a prometheus_client Histogram does both). The
+    histogram counts notes: each note-on of a message waited the message's time for its
+    judgement, so a chord of three is three observations of it."""
 
     BOUNDS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
     LE = (*(repr(b) for b in BOUNDS), "+Inf")  # as Prometheus writes them: 5e-05, 0.0001, ...
@@ -30,9 +32,10 @@ class LiveJudgements(Collector):
         self.counts = [0] * (len(self.BOUNDS) + 1)  # the last one is above every bound
 
     def observe(self, seconds: float, notes: int) -> None:
+        """One notes message that took `seconds` and carried `notes` note-ons."""
         self.notes += notes
-        self.seconds += seconds
-        self.counts[bisect_left(self.BOUNDS, seconds)] += 1
+        self.seconds += seconds * notes
+        self.counts[bisect_left(self.BOUNDS, seconds)] += notes
 
     def collect(self) -> Iterator[Metric]:
         counts, cumulative, buckets = list(self.counts), 0, []
@@ -44,8 +47,8 @@ class LiveJudgements(Collector):
         )
         yield HistogramMetricFamily(
             "sonata_engine_judgement_seconds",
-            "server-side latency of one live notes message: from received to its judged frame "
-            "queued",
+            "server-side latency of each live note judged: from its notes message received to "
+            "the judged frame queued",
             buckets=buckets,
             sum_value=self.seconds,
         )

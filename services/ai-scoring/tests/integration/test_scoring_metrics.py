@@ -128,14 +128,32 @@ async def test_a_live_session_counts_its_notes_and_times_each_judgement(
 ) -> None:
     token, piece_id = learner
     before = await samples(scoring)
-    await play(scoring, token, piece_id, notes=5)
+    notes = take_notes(8)
+    async with connect(scoring.port, token) as ws:
+        await ws.send(json.dumps({"type": "start", "seq": 0, "piece_id": piece_id}))
+        await recv(ws, "started")
+        for seq, message in enumerate(note_messages(1, notes[:5]), start=1):
+            await ws.send(message)
+            await recv(ws, "judged", seq=seq)
+        # three note-ons in one message (a chord, as the bridge batches them), then the offs
+        chord = [{"t": float(n["onset_s"]), "kind": "on", "pitch": int(n["pitch"]),
+                  "velocity": 70} for n in notes[5:]]  # fmt: skip
+        offs = [{"t": float(n["offset_s"]) + 0.5, "kind": "off", "pitch": int(n["pitch"])}
+                for n in notes[5:]]  # fmt: skip
+        await ws.send(json.dumps({"type": "notes", "seq": 6, "events": chord}))
+        await recv(ws, "judged", seq=6)
+        await ws.send(json.dumps({"type": "notes", "seq": 7, "events": offs}))
+        await recv(ws, "judged", seq=7)
+        await ws.send(json.dumps({"type": "finish", "seq": 8}))
+        await recv(ws, "finished")
     after = await samples(scoring)
 
     def rose(name: str) -> float:
         return value(after, name) - value(before, name)
 
-    assert rose("sonata_engine_notes_total") == 5  # note-ons judged, not the note-offs
-    assert rose("sonata_engine_judgement_seconds_count") == 5  # one per notes message
+    assert rose("sonata_engine_notes_total") == 8  # note-ons judged, not the note-offs
+    # one observation per note judged: the chord's message counts three times, the offs none
+    assert rose("sonata_engine_judgement_seconds_count") == 8
     assert rose("sonata_engine_judgement_seconds_sum") > 0
     # buckets fine enough for a sub-millisecond judgement, wide enough for a slow one
     bounds = {

@@ -11,6 +11,7 @@ from sonata_scoring.adapters.documents import (
     LlmUsageDoc,
     PerformanceDoc,
 )
+from sonata_scoring.metrics import COACH_COST_USD, COACH_TOKENS_INPUT, COACH_TOKENS_OUTPUT
 from sonata_scoring.service_layer.coach import (
     GetPerformanceArgs,
     ListPerformancesArgs,
@@ -49,6 +50,10 @@ class MongoUsageLedger:
             latency_ms=usage.latency_ms if usage else None,
             cost_usd=usage.cost_usd if usage else 0.0,
         ).insert()
+        if usage is not None:  # the same tokens and cost on /metrics
+            COACH_TOKENS_INPUT.inc(usage.input_tokens)
+            COACH_TOKENS_OUTPUT.inc(usage.output_tokens)
+            COACH_COST_USD.inc(usage.cost_usd)
 
 
 class MongoConversations:

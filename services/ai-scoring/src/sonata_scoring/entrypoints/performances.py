@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ from sonata_scoring.adapters.repository import get_entitlement
 from sonata_scoring.domain.coach import Feedback
 from sonata_scoring.domain.entitlements import Entitlement, free_entitlement
 from sonata_scoring.entrypoints.http import free_limits
-from sonata_scoring.service_layer.coach import Focus, coach_chat, coach_feedback
+from sonata_scoring.metrics import COACH_SECONDS_DETERMINISTIC, COACH_SECONDS_OPENAI
+from sonata_scoring.service_layer.coach import CoachAnswer, Focus, coach_chat, coach_feedback
 from sonata_scoring.settings import ScoringSettings
 
 router = APIRouter(prefix="/v1/performances", tags=["performances"])
@@ -112,6 +114,7 @@ async def performance_coach(
         )
     settings: ScoringSettings = request.app.state.settings
     now = datetime.now(UTC)
+    started = time.perf_counter()
     feedback, how = await coach_feedback(
         principal.user_id,
         doc.report,
@@ -121,12 +124,19 @@ async def performance_coach(
         now,
         _day_start(now),
     )
+    _answered(how, started)
     return CoachOut(
         performance_id=doc.performance_id,
         source=how.source,
         fallback_reason=how.fallback_reason,
         feedback=feedback,
     )
+
+
+def _answered(how: CoachAnswer, started: float) -> None:
+    """The answer's time on /metrics, by who worded it (a fallback's includes the failed call)."""
+    seconds = COACH_SECONDS_OPENAI if how.source == "model" else COACH_SECONDS_DETERMINISTIC
+    seconds.observe(time.perf_counter() - started)
 
 
 def _day_start(now: datetime) -> datetime:
@@ -148,6 +158,7 @@ async def chat(body: ChatIn, principal: CurrentPrincipal, request: Request) -> C
         focus = Focus(doc.performance_id, doc.piece_id, doc.report)
     settings: ScoringSettings = request.app.state.settings
     now = datetime.now(UTC)
+    started = time.perf_counter()
     answer, called, how = await coach_chat(
         principal.user_id,
         body.message,
@@ -160,6 +171,7 @@ async def chat(body: ChatIn, principal: CurrentPrincipal, request: Request) -> C
         now,
         _day_start(now),
     )
+    _answered(how, started)
     return ChatOut(
         performance_id=body.performance_id,
         answer=answer,

@@ -4,7 +4,6 @@ deterministic coach answers otherwise, and whenever the model fails."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -12,13 +11,6 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sonata_scoring.domain.coach import Feedback, deterministic_feedback
-from sonata_scoring.metrics import (
-    COACH_COST_USD,
-    COACH_SECONDS_DETERMINISTIC,
-    COACH_SECONDS_OPENAI,
-    COACH_TOKENS_INPUT,
-    COACH_TOKENS_OUTPUT,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,43 +172,7 @@ def facts_of(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _record(
-    ledger: UsageLedger,
-    user_id: str,
-    purpose: str,
-    usage: Usage | None,
-    outcome: str,
-    at: datetime,
-) -> None:
-    """A row of the ledger, and the same tokens and cost on /metrics."""
-    await ledger.record(user_id, purpose, usage, outcome, at)
-    if usage is not None:
-        COACH_TOKENS_INPUT.inc(usage.input_tokens)
-        COACH_TOKENS_OUTPUT.inc(usage.output_tokens)
-        COACH_COST_USD.inc(usage.cost_usd)
-
-
-def _answered(how: CoachAnswer, started: float) -> None:
-    seconds = COACH_SECONDS_OPENAI if how.source == "model" else COACH_SECONDS_DETERMINISTIC
-    seconds.observe(time.perf_counter() - started)
-
-
 async def coach_feedback(
-    user_id: str,
-    report: dict[str, Any],
-    model: LanguageModel | None,
-    ledger: UsageLedger,
-    budget_usd: float,
-    now: datetime,
-    day_start: datetime,
-) -> tuple[Feedback, CoachAnswer]:
-    started = time.perf_counter()
-    feedback, how = await _feedback(user_id, report, model, ledger, budget_usd, now, day_start)
-    _answered(how, started)
-    return feedback, how
-
-
-async def _feedback(
     user_id: str,
     report: dict[str, Any],
     model: LanguageModel | None,
@@ -229,14 +185,14 @@ async def _feedback(
     if model is None:
         return fallback, CoachAnswer("deterministic", None)
     if await ledger.spent_since(user_id, day_start) >= budget_usd:
-        await _record(ledger, user_id, "feedback", None, "over_budget", now)
+        await ledger.record(user_id, "feedback", None, "over_budget", now)
         return fallback, CoachAnswer("deterministic", "over_budget")
     try:
         worded, usage = await model.feedback(facts_of(report))
     except ModelFailed as exc:
-        await _record(ledger, user_id, "feedback", exc.usage, exc.reason, now)
+        await ledger.record(user_id, "feedback", exc.usage, exc.reason, now)
         return fallback, CoachAnswer("deterministic", exc.reason)
-    await _record(ledger, user_id, "feedback", usage, "ok", now)
+    await ledger.record(user_id, "feedback", usage, "ok", now)
     # the drill is a measured fact the client applies as is: the model words, it does not pick
     return worded.model_copy(update={"drill": fallback.drill}), CoachAnswer("model", None)
 
@@ -271,7 +227,6 @@ async def coach_chat(
 ) -> tuple[str, list[str], CoachAnswer]:
     """(answer, tools called, how it was answered). The question and the answer join the
     conversation of this learner and performance, so a follow-up sees them."""
-    started = time.perf_counter()
     about = focus.performance_id if focus else None
     history = await conversations.turns(user_id, about)
     answer, called, how = await _chat(
@@ -280,7 +235,6 @@ async def coach_chat(
     await conversations.append(
         user_id, about, [Turn("user", question), Turn("assistant", answer)], now
     )
-    _answered(how, started)
     return answer, called, how
 
 
@@ -303,14 +257,14 @@ async def _chat(
                 question, history, focus.facts() if focus else None, tools
             )
         except ModelFailed as exc:
-            await _record(ledger, user_id, "chat", exc.usage, exc.reason, now)
+            await ledger.record(user_id, "chat", exc.usage, exc.reason, now)
             reason = exc.reason
         else:
-            await _record(ledger, user_id, "chat", usage, "ok", now)
+            await ledger.record(user_id, "chat", usage, "ok", now)
             return answer, called, CoachAnswer("model", None)
     elif model is not None:
         reason = "over_budget"
-        await _record(ledger, user_id, "chat", None, reason, now)
+        await ledger.record(user_id, "chat", None, reason, now)
     if focus is not None:
         return (
             _deterministic_answer(focus.report, "This take"),
