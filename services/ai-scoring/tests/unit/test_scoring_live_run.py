@@ -108,3 +108,37 @@ def test_judgements_on_the_wire_are_the_engines_own_dicts(
     assert any(j.position is not None for j in judged)
     for j in judged:
         assert judgement_dict(j) == j.to_dict()
+
+
+class _Clocked:
+    """Stands in for the engine's session where the server's clock reaches it: the device
+    times `advance` is asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    def advance(self, t: float) -> list[object]:
+        self.asked.append(t)
+        return []
+
+
+def test_the_devices_jitter_widens_the_margin_before_the_clock_calls_a_note_missed(
+    take: tuple[object, list[NoteEvent]],
+) -> None:
+    score, events = take
+    offset = 500.0  # device clock minus server clock
+    asked = {}
+    for jitter in (0.0, 0.1):
+        run = LiveRun(score, SessionOptions())  # type: ignore[arg-type]
+        run.set_offset(0, offset, jitter)
+        run.notes(1, events[:20])
+        clocked = _Clocked()
+        run.session = clocked  # type: ignore[assignment]
+        run.advance_to_server_time(1, 1000.0)
+        asked[jitter] = clocked.asked
+    assert asked[0.0] == [pytest.approx(1500.0)]
+    assert asked[0.1] == [pytest.approx(1500.0 - 3 * 0.1)]  # three jitters of margin
+    # a rebuilt run keeps the margin; rows from before the jitter was kept have none
+    rebuilt, _ = LiveRun.rebuild(score, SessionOptions(), [[0, "offset", offset, 0.1]], 0)  # type: ignore[arg-type]
+    old, _ = LiveRun.rebuild(score, SessionOptions(), [[0, "offset", offset]], 0)  # type: ignore[arg-type]
+    assert (rebuilt.margin_s, old.margin_s, old.calibrated) == (pytest.approx(0.3), 0.0, True)

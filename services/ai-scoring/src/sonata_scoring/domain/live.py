@@ -18,6 +18,9 @@ from sonata_engine import (
 
 from sonata_scoring.domain.protocol import NoteEvent
 
+# How many of the device clock's measured jitters the server's clock waits beyond a note's
+# time before it calls the note missed: a jittery device's notes may still be on their way.
+MISS_MARGIN_JITTERS = 3.0
 _JUDGEMENT_FIELDS = tuple(f.name for f in fields(Judgement))
 _POSITION_FIELDS = tuple(f.name for f in fields(Position))
 
@@ -49,6 +52,7 @@ class LiveRun:
         self.session = LiveSession(score, options)
         self.parser = MidiStreamParser()
         self.offset_s = 0.0  # device clock minus server clock, once calibrated
+        self.margin_s = 0.0  # MISS_MARGIN_JITTERS times the calibration's jitter
         self.calibrated = False
         self.paused_at: float | None = None
         self.paused_total = 0.0
@@ -101,13 +105,16 @@ class LiveRun:
         """Missed notes the server clock proves, once the device clock is known."""
         if not self.calibrated or self.paused_at is not None or self.last_t is None:
             return []
-        judged = self._advance(server_now + self.offset_s)
+        device_now = server_now + self.offset_s - self.margin_s
+        judged = self._advance(device_now)
         if judged:
-            self.log.append([seq, "advance", server_now + self.offset_s])
+            self.log.append([seq, "advance", device_now])
         return judged
 
-    def set_offset(self, seq: int, offset_s: float) -> None:
-        self.apply([seq, "offset", offset_s])
+    def set_offset(self, seq: int, offset_s: float, jitter_s: float = 0.0) -> None:
+        """The calibration's result: the device clock's offset, and its jitter, which widens
+        the margin the server's clock leaves before calling a note missed."""
+        self.apply([seq, "offset", offset_s, jitter_s])
 
     def finish(self) -> Report:
         return self.session.finish()
@@ -134,6 +141,8 @@ class LiveRun:
             return self._advance(args[0])
         elif op == "offset":
             self.offset_s = float(args[0])
+            # rows written before the jitter was kept have none
+            self.margin_s = MISS_MARGIN_JITTERS * float(args[1]) if len(args) > 1 else 0.0
             self.calibrated = True
         return []
 

@@ -369,7 +369,7 @@ class Connection:
             return
         if cal.done and self.handle is not None:
             est = cal.estimate()
-            self.handle.run.set_offset(self.processed, est.offset_s)
+            self.handle.run.set_offset(self.processed, est.offset_s, est.jitter_s)
             self.calibration = None
             self.send(
                 "calibrated",
