@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -533,6 +534,32 @@ async def test_the_bridge_replays_a_midi_file_through_the_gateway(
     assert text.count(" correct ") > 200  # one line per judged note, live
     assert "\noverall " in text
     assert "\nperformance " in text
+
+
+async def test_ctrl_c_on_the_bridge_scores_what_was_played_without_a_traceback(
+    fleet: Fleet, piece: dict[str, Any], amqp_url: str
+) -> None:
+    email = f"bridge-{uuid.uuid4().hex[:8]}@example.com"
+    await _learner(fleet, amqp_url, paid=True, email=email)
+    bridge = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sonata_scoring.entrypoints.bridge",
+        "--gateway", f"http://127.0.0.1:{fleet.gateway_port}", "--email", email,
+        "--piece", fleet.piece_id, "--midi", str(TAKE), "--speed", "1",
+        env={**os.environ, "SONATA_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert bridge.stdout is not None
+    judged = 0
+    while judged < 5:  # a few notes into the take, the learner presses Ctrl-C
+        line = (await asyncio.wait_for(bridge.stdout.readline(), 30)).decode()
+        assert line, "the bridge stopped before judging anything"
+        judged += " correct " in line
+    bridge.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(bridge.communicate(), 60)
+    assert bridge.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+    assert "stopped: scoring what was played" in err.decode()
+    assert "\noverall " in out.decode()
 
 
 async def test_an_abandoned_session_is_finished_on_its_own(fleet: Fleet, amqp_url: str) -> None:

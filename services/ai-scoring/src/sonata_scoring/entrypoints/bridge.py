@@ -4,8 +4,9 @@
         --midi take.mid [--speed 1.0] [--hands both] [--bars 5-12] [--tempo 80]
     sonata-bridge ... --port "Digital Piano"       # needs python-rtmidi
 
-The password comes from SONATA_PASSWORD or a prompt. Exit codes: 0 finished, 2 bad arguments,
-3 login failed, 4 the session was refused or the connection failed.
+The password comes from SONATA_PASSWORD or a prompt. Ctrl-C stops playing and scores what was
+played; a second Ctrl-C gives up. Exit codes: 0 finished, 2 bad arguments, 3 login failed, 4 the
+session was refused or the connection failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -91,27 +92,45 @@ async def _file_events(path: Path, speed: float) -> AsyncIterator[list[dict[str,
         i = j
 
 
+# what a keyboard sends that the session uses: keys and pedals (not its clock, active sensing,
+# program changes and the like, which would use a frame and a seq each for nothing)
+FORWARDED = frozenset({"note_on", "note_off", "control_change"})
+
+
+class PortFrames:
+    """MIDI messages from an input port (mido calls `on_message` from its own thread) to the
+    records of binary frames: (device time, raw MIDI bytes), batched as they come."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    def on_message(self, message: Any, at: float | None = None) -> None:
+        if message.type not in FORWARDED:
+            return
+        record = (time.monotonic() if at is None else at, bytes(message.bytes()))
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, record)
+
+    async def batches(self) -> AsyncIterator[list[tuple[float, bytes]]]:
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            yield batch
+
+
 async def _port_frames(name: str) -> AsyncIterator[list[tuple[float, bytes]]]:
     try:
         import mido
     except ImportError as exc:  # mido ships with the engine; rtmidi is the optional part
         raise SystemExit(f"no MIDI input support: {exc}") from None
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-
-    def on_message(message: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (time.monotonic(), bytes(message.bytes())))
-
+    frames = PortFrames(asyncio.get_running_loop())
     try:
-        port = mido.open_input(name, callback=on_message)
+        port = mido.open_input(name, callback=frames.on_message)
     except (OSError, ImportError) as exc:
         raise SystemExit(f"cannot open MIDI port {name!r}: {exc}") from None
     try:
-        while True:
-            first = await queue.get()
-            batch = [first]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
+        async for batch in frames.batches():
             yield batch
     finally:
         port.close()
@@ -163,7 +182,8 @@ async def _session(args: argparse.Namespace, token: str) -> int:
                 async for raw in ws:
                     msg = json.loads(raw)
                     _show(msg)
-                    if msg["type"] == "finished" and not finished.done():
+                    final = msg["type"] == "finished" or msg.get("code") == "nothing_to_score"
+                    if final and not finished.done():
                         finished.set_result(msg)
             except websockets.ConnectionClosed as exc:
                 if not finished.done():
@@ -171,38 +191,51 @@ async def _session(args: argparse.Namespace, token: str) -> int:
 
         reader = asyncio.create_task(read())
         seq = 0
-        if args.midi is not None:
-            async for batch in _file_events(args.midi, args.speed):
-                seq += 1
-                await ws.send(json.dumps({"type": "notes", "seq": seq, "events": batch}))
-        else:
-            try:
+        try:
+            if args.midi is not None:
+                async for batch in _file_events(args.midi, args.speed):
+                    seq += 1
+                    await ws.send(json.dumps({"type": "notes", "seq": seq, "events": batch}))
+            else:
                 async for frames in _port_frames(args.port):
                     seq += 1
                     await ws.send(encode_binary(seq, frames))
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                pass
+        except asyncio.CancelledError:
+            # Ctrl-C: stop playing and score what was played (a second Ctrl-C gives up)
+            task = asyncio.current_task()
+            if task is None or task.uncancel() > 0:
+                raise
+            print("\nstopped: scoring what was played", file=sys.stderr)
         await ws.send(json.dumps({"type": "finish", "seq": seq + 1}))
         try:
-            await asyncio.wait_for(finished, 60)
+            outcome = await asyncio.wait_for(finished, 60)
         finally:
             reader.cancel()
+        if outcome["type"] != "finished":
+            return 4
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _args(argv)
-    password = os.environ.get("SONATA_PASSWORD") or getpass.getpass("password: ")
     try:
+        password = os.environ.get("SONATA_PASSWORD") or getpass.getpass("password: ")
         token = _login(args.gateway, args.email, password)
     except (httpx.HTTPError, SystemExit) as exc:
         print(exc, file=sys.stderr)
         return 3
+    except (KeyboardInterrupt, EOFError):
+        print("\ninterrupted before logging in", file=sys.stderr)
+        return 130
     try:
         return asyncio.run(_session(args, token))
     except (OSError, websockets.WebSocketException, EngineError, TimeoutError) as exc:
         print(f"session failed: {exc}", file=sys.stderr)
         return 4
+    except KeyboardInterrupt:
+        print("\ninterrupted: the session stays open on the server to resume, or is finished "
+              "on its own later", file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":
