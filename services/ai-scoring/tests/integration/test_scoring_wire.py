@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import websockets
+import yaml
 from pymongo import AsyncMongoClient
 from sonata_engine import LiveSession, SessionOptions, load_score
 from sonata_scoring.domain.protocol import encode_binary
@@ -35,6 +36,7 @@ from scoring_live_support import (
 
 pytestmark = pytest.mark.integration
 KEY = SigningKey()
+ASYNCAPI = yaml.safe_load((Path(__file__).parents[2] / "asyncapi.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +316,15 @@ async def test_the_upgrade_requests_id_is_on_the_sessions_events_and_logs(
             await ws.send(message)
             await recv(ws, "judged", seq=seq)
         await ws.send(json.dumps({"type": "finish", "seq": 5}))
-        await recv(ws, "finished")
+        performance_id = (await recv(ws, "finished"))["performance_id"]
+    async with connect_as(played) as ws:  # a finished session cannot be resumed: it says where
+        await ws.send(json.dumps({"type": "resume", "seq": 0, "session_id": session_id,
+                                  "last_acked_seq": 5}))  # fmt: skip
+        refused = await answer(ws)
+    assert (refused["type"], refused["code"]) == ("refused", "session_finished")
+    assert refused["performance_id"] == performance_id
+    documented = ASYNCAPI["components"]["messages"]["refused"]["payload"]["properties"]
+    assert set(refused) <= set(documented)
     async with connect_as(left) as ws:  # dropped, and finished by the sweeper later
         abandoned_id = await started(ws, piece_id)
         for message in note_messages(1, take_notes(3)):

@@ -1,7 +1,9 @@
 """The sonata.v1 wire format: what is read, what is an error frame, what closes."""
 
 import json
+import re
 import struct
+from pathlib import Path
 
 import pytest
 from sonata_scoring.domain.protocol import (
@@ -19,6 +21,7 @@ from sonata_scoring.domain.protocol import (
     parse_text,
 )
 from sonata_scoring.domain.ratelimit import TokenBucket
+from sonata_scoring.settings import ScoringSettings
 
 
 def text(**body: object) -> str:
@@ -131,3 +134,14 @@ def test_the_rate_limit_allows_a_burst_then_the_sustained_rate() -> None:
     assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
     assert bucket.take(0.1)  # one token back after 1/rate seconds
     assert not bucket.take(0.1)
+
+
+def test_the_servers_frame_limit_is_the_settings_one_wherever_it_runs() -> None:
+    """uvicorn refuses a frame over `--ws-max-size` before the service sees it: the image and
+    `make run` give it the service's own WS_MAX_MESSAGE_BYTES, so neither limit hides the other."""
+    root = Path(__file__).resolve().parents[4]
+    limit = ScoringSettings.model_fields["ws_max_message_bytes"].default
+    dockerfile = (root / "services" / "ai-scoring" / "Dockerfile").read_text()
+    assert re.search(r'"--ws-max-size", "(\d+)"', dockerfile)[1] == str(limit)  # type: ignore[index]
+    plan = (root / "deploy" / "local" / "sonata_local" / "plan.py").read_text()
+    assert re.search(r'"--ws-max-size",\s*"(\d+)"', plan)[1] == str(limit)  # type: ignore[index]
