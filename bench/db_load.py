@@ -113,14 +113,16 @@ class Learner:
         self.paths: list[str] = []
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process and its children (nginx's master and its worker)."""
+def cpu_seconds(pid: int, with_children: bool = False) -> float:
+    """CPU seconds of a process, and with its children (nginx's master and its worker)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    if not with_children:
+        return own
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         children = []
-    own = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
     return own + sum(cpu_seconds(int(c)) for c in children)
 
 
@@ -159,17 +161,17 @@ class CpuWatch:
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
-        self.before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.before = {name: self.cpu(name) for name in pids}
         self.busy0 = machine_busy()
         self.t0 = time.perf_counter()
+
+    def cpu(self, name: str) -> float:
+        return cpu_seconds(self.pids[name], with_children=name == "nginx")
 
     def shares(self) -> dict[str, Any]:
         wall = time.perf_counter() - self.t0
         busy1 = machine_busy()
-        used = {
-            name: round((cpu_seconds(pid) - self.before[name]) / wall, 3)
-            for name, pid in self.pids.items()
-        }
+        used = {name: round((self.cpu(name) - self.before[name]) / wall, 3) for name in self.pids}
         machine = (busy1[0] - self.busy0[0]) / max(1.0, busy1[1] - self.busy0[1])
         cpus = os.cpu_count() or 1
         return {
