@@ -283,6 +283,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             extra_args=[
                 *([] if args.deflate else ["--ws-per-message-deflate", "false"]),
                 *(["--workers", str(args.workers)] if args.workers > 1 else []),
+                *(["--ws", args.ws] if args.ws else []),
             ],
         ).start(timeout=180)  # fmt: skip
         proxy, port = (None, scoring.port) if args.direct else gateway(scoring, var)
@@ -359,6 +360,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "service_env": args.env,
         "through_gateway": proxy is not None,
         "permessage_deflate": args.deflate,
+        "uvicorn_ws": args.ws or "auto",
         "seconds_per_round": args.seconds,
         "p99_target_ms": args.p99_ms,
         "rounds": rounds,
@@ -383,6 +385,11 @@ def main() -> None:
         type=float,
         default=10.0,
         help="learners arrive this far apart (10 ms: 500 of them within 5 s)",
+    )
+    p.add_argument(
+        "--ws",
+        choices=("websockets", "websockets-sansio", "wsproto"),
+        help="uvicorn's WebSocket implementation (default: uvicorn's auto)",
     )
     p.add_argument("--env", nargs="*", default=[], help="KEY=VALUE settings for ai-scoring")
     p.add_argument("--keep-rising", action="store_true", help="go on past the p99 target")

@@ -26,6 +26,9 @@ class ScoringSettings(ServiceSettings):
     # A session nobody has touched for this long is finished with what was played.
     session_abandon_after_s: float = 600.0
     session_sweep_interval_s: float = 30.0
+    # The garbage collector's thresholds (gc.set_threshold): generation 0 every this many
+    # allocations, then every so many collections of the one below.
+    gc_threshold: tuple[int, int, int] = (100_000, 50, 1000)
 
     # The coach.
     openai_api_key: SecretStr | None = None
