@@ -70,6 +70,15 @@ class SubscriptionChanged(Event):
     user_id: str
     subscription_id: str
     plan: str
-    status: Literal["trialing", "active", "past_due", "canceled", "incomplete", "unpaid"]
+    status: Literal[
+        "trialing",
+        "active",
+        "past_due",
+        "canceled",
+        "incomplete",
+        "unpaid",
+        "incomplete_expired",
+        "paused",
+    ]
     cancel_at_period_end: bool
     current_period_end: AwareDatetime | None

@@ -1,9 +1,11 @@
 """A local Stripe API for tests: a real HTTP server speaking Stripe's wire format.
 
 It answers exactly the calls the payment service makes (form-encoded POSTs, ``Idempotency-Key``
-replay, Stripe-shaped objects and errors) and plays the customer's side: completing a checkout,
-failing a renewal, refunding a charge. Each of those produces Stripe events, delivered to
-``webhook_url`` (when set) with a real ``Stripe-Signature`` header, in order, from one thread.
+replay, Stripe-shaped objects and errors) and plays the customer's and the merchant's side:
+completing or abandoning a checkout, renewing or failing a renewal, pausing, voiding or writing
+off an invoice, refunding a charge in full or in part. Each of those produces Stripe events,
+delivered to ``webhook_url`` (when set) with a real ``Stripe-Signature`` header, in order,
+from one thread.
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ class StripeDouble:
         match method, parts:
             case "POST", ["v1", "customers"]:
                 return self._create_customer(params)
+            case "DELETE", ["v1", "customers", customer_id]:
+                return self._delete_customer(customer_id)
             case "POST", ["v1", "checkout", "sessions"]:
                 return self._create_checkout(params)
             case "POST", ["v1", "billing_portal", "sessions"]:
@@ -150,7 +154,7 @@ class StripeDouble:
 
     def _get(self, obj_id: str, kind: str) -> Obj:
         obj = self.objects.get(obj_id)
-        if obj is None or obj["object"] != kind:
+        if obj is None or obj["object"] != kind or obj.get("_deleted"):
             raise StripeError(
                 404, f"No such {kind}: '{obj_id}'", code="resource_missing", param="id"
             )
@@ -166,6 +170,17 @@ class StripeDouble:
                 "metadata": params.get("metadata", {}),
             },
         )
+
+    def _delete_customer(self, customer_id: str) -> Obj:
+        """Stripe deletes the customer's data and cancels its subscriptions at once."""
+        customer = self._get(customer_id, "customer")
+        for sub in list(self.objects.values()):
+            if sub["object"] == "subscription" and sub["customer"] == customer_id:
+                self._end_subscription(sub["id"])
+        self._emit("customer.deleted", customer)
+        gone = {"id": customer_id, "object": "customer", "deleted": True}
+        self.objects[customer_id] = {**gone, "_deleted": True}
+        return gone
 
     def _create_checkout(self, params: Obj) -> Obj:
         mode = params.get("mode")
@@ -233,15 +248,65 @@ class StripeDouble:
             if price.interval is None:
                 intent = self._new_id("pi")
                 session["payment_intent"] = intent
-                self._charge(session["customer"], price, intent, invoice=None)
+                self._charge(session["customer"], price, intent)
                 self._emit("checkout.session.completed", session)
             else:
                 sub = self._subscription(session, price)
                 session["subscription"] = sub["id"]
                 self._emit("checkout.session.completed", session)
                 self._emit("customer.subscription.created", sub)
-                invoice = self._invoice(sub, price, paid=True)
+                invoice = self._invoice(sub, price, paid=True, reason="subscription_create")
                 self._emit("invoice.paid", invoice)
+            return self.events[first:]
+
+    def expire_checkout(self, session_id: str) -> list[Obj]:
+        """The customer left the page: after a day Stripe expires the open session."""
+        with self._lock:
+            first = len(self.events)
+            session = self._get(session_id, "checkout.session")
+            if session["status"] != "open":
+                raise StripeError(400, "Only open sessions can be expired")
+            session["status"] = "expired"
+            self._emit("checkout.session.expired", session)
+            return self.events[first:]
+
+    def renew(self, sub_id: str) -> list[Obj]:
+        """The next period starts and its invoice is paid at once."""
+        with self._lock:
+            first = len(self.events)
+            sub = self._get(sub_id, "subscription")
+            price = self.prices[sub["items"]["data"][0]["price"]["id"]]
+            self._advance(sub, price)
+            sub["status"] = "active"
+            invoice = self._invoice(sub, price, paid=True, reason="subscription_cycle")
+            self._emit("customer.subscription.updated", sub)
+            self._emit("invoice.paid", invoice)
+            return self.events[first:]
+
+    def pause(self, sub_id: str) -> list[Obj]:
+        """Billing stops (a trial ended without a payment method): ``paused``."""
+        with self._lock:
+            first = len(self.events)
+            sub = self._get(sub_id, "subscription")
+            sub["status"] = "paused"
+            self._emit("customer.subscription.paused", sub)
+            self._emit("customer.subscription.updated", sub)
+            return self.events[first:]
+
+    def void_invoice(self, invoice_id: str) -> list[Obj]:
+        return self._close_invoice(invoice_id, "void", "invoice.voided")
+
+    def mark_uncollectible(self, invoice_id: str) -> list[Obj]:
+        return self._close_invoice(invoice_id, "uncollectible", "invoice.marked_uncollectible")
+
+    def _close_invoice(self, invoice_id: str, status: str, kind: str) -> list[Obj]:
+        with self._lock:
+            first = len(self.events)
+            invoice = self._get(invoice_id, "invoice")
+            if invoice["status"] not in ("open", "uncollectible"):
+                raise StripeError(400, f"A {invoice['status']} invoice cannot become {status}")
+            invoice.update(status=status, next_payment_attempt=None)
+            self._emit(kind, invoice)
             return self.events[first:]
 
     def fail_renewal(self, sub_id: str) -> list[Obj]:
@@ -252,8 +317,18 @@ class StripeDouble:
             price = self.prices[sub["items"]["data"][0]["price"]["id"]]
             self._advance(sub, price)
             sub["status"] = "past_due"
-            invoice = self._invoice(sub, price, paid=False)
+            invoice = self._invoice(sub, price, paid=False, reason="subscription_cycle")
             self._emit("customer.subscription.updated", sub)
+            self._emit("invoice.payment_failed", invoice)
+            return self.events[first:]
+
+    def retry_fails(self, invoice_id: str) -> list[Obj]:
+        """Stripe's next automatic attempt at an open invoice fails too."""
+        with self._lock:
+            first = len(self.events)
+            invoice = self._get(invoice_id, "invoice")
+            invoice["attempt_count"] += 1
+            invoice["next_payment_attempt"] = self.now() + 3 * DAY_S
             self._emit("invoice.payment_failed", invoice)
             return self.events[first:]
 
@@ -262,20 +337,33 @@ class StripeDouble:
         with self._lock:
             first = len(self.events)
             invoice = self._get(invoice_id, "invoice")
-            sub = self._get(invoice["subscription"], "subscription")
+            sub_id = invoice["parent"]["subscription_details"]["subscription"]
+            sub = self._get(sub_id, "subscription")
             price = self.prices[sub["items"]["data"][0]["price"]["id"]]
-            invoice.update(status="paid", amount_paid=invoice["amount_due"], attempt_count=2)
-            self._charge(sub["customer"], price, self._new_id("pi"), invoice=invoice_id)
+            invoice.update(
+                status="paid",
+                amount_paid=invoice["amount_due"],
+                attempt_count=invoice["attempt_count"] + 1,
+                next_payment_attempt=None,
+            )
+            self._pay(invoice, sub["customer"], price)
             sub["status"] = "active"
             self._emit("invoice.paid", invoice)
             self._emit("customer.subscription.updated", sub)
             return self.events[first:]
 
-    def refund(self, charge_id: str) -> list[Obj]:
+    def refund(self, charge_id: str, amount: int | None = None) -> list[Obj]:
+        """Refund ``amount`` more cents (all that is left when None); Stripe's
+        ``amount_refunded`` is the running total."""
         with self._lock:
             first = len(self.events)
             charge = self._get(charge_id, "charge")
-            charge.update(refunded=True, amount_refunded=charge["amount"])
+            left = charge["amount"] - charge["amount_refunded"]
+            amount = left if amount is None else amount
+            if not 0 < amount <= left:
+                raise StripeError(400, "Refund amount is greater than the unrefunded amount")
+            total = charge["amount_refunded"] + amount
+            charge.update(refunded=total == charge["amount"], amount_refunded=total)
             self._emit("charge.refunded", charge)
             return self.events[first:]
 
@@ -318,13 +406,24 @@ class StripeDouble:
         sub.update(current_period_start=start, current_period_end=end)
         sub["items"]["data"][0].update(current_period_start=start, current_period_end=end)
 
-    def _invoice(self, sub: Obj, price: Price, *, paid: bool) -> Obj:
+    def _invoice(self, sub: Obj, price: Price, *, paid: bool, reason: str) -> Obj:
+        """The invoice of the subscription's current period, as Stripe bills it in advance:
+        its line covers the new period, while the invoice's own ``period_start/period_end``
+        is the usage period before it (both the creation time for the first invoice)."""
+        start, end = sub["current_period_start"], sub["current_period_end"]
+        usage = (
+            (self.now(), self.now())
+            if reason == "subscription_create"
+            else (
+                start - interval_s(price),
+                start,
+            )
+        )
         invoice = self._store(
             "in",
             {
                 "object": "invoice",
                 "customer": sub["customer"],
-                "subscription": sub["id"],
                 "parent": {
                     "type": "subscription_details",
                     "subscription_details": {"subscription": sub["id"]},
@@ -334,19 +433,47 @@ class StripeDouble:
                 "amount_paid": price.unit_amount if paid else 0,
                 "currency": price.currency,
                 "attempt_count": 1,
-                "period_start": sub["current_period_start"],
-                "period_end": sub["current_period_end"],
-                "billing_reason": "subscription_create" if paid else "subscription_cycle",
+                "period_start": usage[0],
+                "period_end": usage[1],
+                "lines": {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": self._new_id("il"),
+                            "object": "line_item",
+                            "amount": price.unit_amount,
+                            "period": {"start": start, "end": end},
+                            "pricing": {"price_details": {"price": price.id}},
+                        }
+                    ],
+                },
+                "payments": {"object": "list", "data": []},
+                "billing_reason": reason,
             },
         )
         invoice["hosted_invoice_url"] = f"{self.url}/invoices/{invoice['id']}"
         invoice["next_payment_attempt"] = None if paid else invoice["created"] + 3 * DAY_S
         sub["latest_invoice"] = invoice["id"]
         if paid:
-            self._charge(sub["customer"], price, self._new_id("pi"), invoice=invoice["id"])
+            self._pay(invoice, sub["customer"], price)
         return invoice
 
-    def _charge(self, customer: str, price: Price, intent: str, invoice: str | None) -> Obj:
+    def _pay(self, invoice: Obj, customer: str, price: Price) -> None:
+        """The charge that paid ``invoice``. Since API 2025-03 neither the invoice nor the
+        charge names the other: the invoice lists its payment intent under ``payments``."""
+        intent = self._new_id("pi")
+        self._charge(customer, price, intent)
+        invoice["payments"]["data"].append(
+            {
+                "id": self._new_id("inpay"),
+                "object": "invoice_payment",
+                "invoice": invoice["id"],
+                "status": "paid",
+                "payment": {"type": "payment_intent", "payment_intent": intent},
+            }
+        )
+
+    def _charge(self, customer: str, price: Price, intent: str) -> Obj:
         charge = self._store(
             "ch",
             {
@@ -357,7 +484,6 @@ class StripeDouble:
                 "refunded": False,
                 "currency": price.currency,
                 "payment_intent": intent,
-                "invoice": invoice,
                 "paid": True,
                 "status": "succeeded",
             },

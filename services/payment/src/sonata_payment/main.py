@@ -41,7 +41,7 @@ def create_app() -> FastAPI:
         description="Plans, checkout, webhooks, entitlements and credits.",
         documents=DOCUMENTS,
         routers=[http.router, webhooks.router],
-        handlers=handlers(deps.provider),
+        handlers=handlers(deps.provider, deps.clock),
         publishes=True,
     )
     app.state.deps = deps

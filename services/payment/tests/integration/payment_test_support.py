@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from sonata_messaging import Outbox
 from sonata_payment.adapters.documents import DOCUMENTS, Customer
+from sonata_payment.adapters.stripe_provider import StripeProvider
 from sonata_payment.bootstrap import RuntimeTransactions
 from sonata_payment.domain.plans import CREDIT_PACKS, PLANS
 from sonata_payment.settings import PaymentSettings
@@ -37,6 +39,17 @@ def double() -> StripeDouble:
     return StripeDouble(API_KEY, WEBHOOK_SECRET, prices())
 
 
+def provider(stripe_api: StripeDouble) -> StripeProvider:
+    """The service's own Stripe adapter (the official client) pointed at the double."""
+    return StripeProvider(
+        API_KEY,
+        api_base=stripe_api.url,
+        success_url="https://x/ok",
+        cancel_url="https://x/no",
+        portal_return_url="https://x/back",
+    )
+
+
 def api(stripe_api: StripeDouble, method: str, path: str, form: str = "") -> dict[str, Any]:
     """A call on the double as the service would make it (for tests that skip HTTP)."""
     status, body = stripe_api.handle(method, path, {"authorization": f"Bearer {API_KEY}"}, form)
@@ -44,13 +57,32 @@ def api(stripe_api: StripeDouble, method: str, path: str, form: str = "") -> dic
     return body
 
 
-def with_suffix(events: list[dict[str, Any]], ids: list[str], suffix: str) -> list[dict[str, Any]]:
-    """The same events about fresh objects: every id in ``ids`` (and each event id) renamed."""
-    text = json.dumps(events)
-    for old in ids + [e["id"] for e in events]:
-        text = text.replace(f'"{old}"', f'"{old}_{suffix}"')
-    renamed: list[dict[str, Any]] = json.loads(text)
+DOUBLE_ID = re.compile(r'"((?:cus|sub|si|in|il|inpay|ch|pi|cs_test|evt)_[0-9a-f]{20})"')
+
+
+def with_suffix(events: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
+    """The same events about fresh objects: every id the double made gets ``_<suffix>``."""
+    renamed: list[dict[str, Any]] = json.loads(
+        DOUBLE_ID.sub(lambda m: f'"{m.group(1)}_{suffix}"', json.dumps(events))
+    )
     return renamed
+
+
+def clone_subscriptions(stripe_api: StripeDouble, ids: list[str], suffix: str) -> None:
+    """The double's current subscriptions under the renamed ids, for the service to fetch."""
+    for sub_id in ids:
+        (copy,) = with_suffix([stripe_api.objects[sub_id]], suffix)
+        stripe_api.objects[copy["id"]] = copy
+
+
+def checkout_form(customer: str, user: str, item: str) -> str:
+    mode = "payment" if item.startswith("credits") or item == "lifetime" else "subscription"
+    return (
+        f"mode={mode}&customer={customer}&line_items[0][price]=price_{item}"
+        f"&line_items[0][quantity]=1&success_url=https://x/ok&cancel_url=https://x/no"
+        f"&metadata[user_id]={user}&metadata[item]={item}"
+        f"&subscription_data[metadata][user_id]={user}&subscription_data[metadata][item]={item}"
+    )
 
 
 class BillingDb:

@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sonata_kit import Conflict
 from sonata_payment.adapters import repository as repo
-from sonata_payment.domain.plans import PLANS
 from sonata_payment.service_layer.credits import InsufficientCredits, grant_credits, spend_credits
 from sonata_payment.service_layer.entitlements import current_decision
 from sonata_payment.service_layer.webhooks import Billing, receive
@@ -28,21 +28,38 @@ from sonata_testing.stripe_double import StripeDouble
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from payment_test_support import BillingDb, api, double, with_suffix
+from payment_test_support import (
+    BillingDb,
+    api,
+    checkout_form,
+    clone_subscriptions,
+    double,
+    provider,
+    with_suffix,
+)
 
 pytestmark = pytest.mark.integration
 
 GRACE = timedelta(days=3)
-BILLING = Billing(
-    grace=GRACE,
-    items_by_price={"price_premium_monthly": "premium_monthly", "price_credits_10": "credits_10"},
-)
+DAY = 86_400
 
 
 @pytest.fixture(scope="module")
 def stripe_api() -> Iterator[StripeDouble]:
     with double() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def billing(stripe_api: StripeDouble) -> Billing:
+    return Billing(
+        grace=GRACE,
+        items_by_price={
+            "price_premium_monthly": "premium_monthly",
+            "price_credits_10": "credits_10",
+        },
+        provider=provider(stripe_api),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,21 +74,12 @@ async def checkout(stripe_api: StripeDouble, db: BillingDb, item: str) -> tuple[
     user = f"user-{uuid.uuid4().hex[:8]}"
     customer = api(stripe_api, "POST", "/v1/customers", f"email={user}%40example.org")["id"]
     await db.add_customer(user, customer)
-    mode = "payment" if item.startswith("credits") else "subscription"
-    session = api(
-        stripe_api,
-        "POST",
-        "/v1/checkout/sessions",
-        f"mode={mode}&customer={customer}&line_items[0][price]=price_{item}"
-        f"&line_items[0][quantity]=1&success_url=https://x/ok&cancel_url=https://x/no"
-        f"&metadata[user_id]={user}&metadata[item]={item}"
-        f"&subscription_data[metadata][user_id]={user}&subscription_data[metadata][item]={item}",
-    )
+    session = api(stripe_api, "POST", "/v1/checkout/sessions", checkout_form(customer, user, item))
     return user, customer, session["id"]
 
 
 async def test_a_thousand_replays_of_one_webhook_have_one_effect(
-    stripe_api: StripeDouble, db: BillingDb
+    stripe_api: StripeDouble, db: BillingDb, billing: Billing
 ) -> None:
     user, _, session = await checkout(stripe_api, db, "credits_10")
     (completed,) = stripe_api.complete_checkout(session)
@@ -80,7 +88,7 @@ async def test_a_thousand_replays_of_one_webhook_have_one_effect(
     outcomes: list[str] = []
     for _ in range(20):  # 1,000 deliveries, 50 at a time
         outcomes += await asyncio.gather(
-            *(receive(db.transactions, completed, BILLING, now) for _ in range(50))
+            *(receive(db.transactions, completed, billing, now) for _ in range(50))
         )
 
     assert Counter(outcomes) == {"handled": 1, "duplicate": 999}
@@ -94,78 +102,264 @@ async def test_a_thousand_replays_of_one_webhook_have_one_effect(
     ]
 
 
-def lifecycle(stripe_api: StripeDouble, session: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Subscribe, cancel at period end, resume, miss a renewal, recover: every event, in order."""
-    events = stripe_api.complete_checkout(session)
-    sub = next(e for e in events if e["type"] == "customer.subscription.created")["data"]
-    sub_id = sub["object"]["id"]
-    for step in ("cancel_at_period_end=true", "cancel_at_period_end=false"):
+@dataclass
+class Scenario:
+    """One customer's recorded history at the provider, and what it must end in."""
+
+    name: str
+    events: list[dict[str, Any]]
+    subscriptions: list[str]
+    customer: str
+    at: datetime  # the provider's clock when the history ends
+    expected: Outcome
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: str
+    valid_until: datetime | None
+    told: tuple[str, datetime | None]  # the last entitlement published
+    subscriptions: tuple[tuple[str, bool, datetime], ...]
+    invoices: tuple[tuple[str, int, int], ...]  # status, attempts, refunded cents
+    credits: int
+
+
+def _last(stripe_api: StripeDouble, kind: str, field: str = "id") -> str:
+    return str(
+        next(e for e in reversed(stripe_api.events) if e["type"] == kind)["data"]["object"][field]
+    )
+
+
+def _charge_of_invoice(stripe_api: StripeDouble, invoice_id: str) -> str:
+    intent = stripe_api.objects[invoice_id]["payments"]["data"][0]["payment"]["payment_intent"]
+    return next(
+        o["id"]
+        for o in stripe_api.objects.values()
+        if o["object"] == "charge" and o["payment_intent"] == intent
+    )
+
+
+def _buy(stripe_api: StripeDouble, customer: str, item: str) -> list[dict[str, Any]]:
+    form = checkout_form(customer, "user-recorded", item)
+    return stripe_api.complete_checkout(
+        api(stripe_api, "POST", "/v1/checkout/sessions", form)["id"]
+    )
+
+
+def _period_end(stripe_api: StripeDouble, sub_id: str) -> datetime:
+    return datetime.fromtimestamp(stripe_api.objects[sub_id]["current_period_end"], UTC)
+
+
+def record_scenarios(stripe_api: StripeDouble) -> list[Scenario]:
+    """Four histories, each step through the double as the customer or merchant would."""
+    scenarios: list[Scenario] = []
+
+    def start() -> tuple[str, list[dict[str, Any]], str]:
+        customer = api(stripe_api, "POST", "/v1/customers", "email=recorded%40example.org")["id"]
+        events = _buy(stripe_api, customer, "premium_monthly")
+        return customer, events, _last(stripe_api, "customer.subscription.created")
+
+    def update(sub_id: str, form: str) -> dict[str, Any]:
+        api(stripe_api, "POST", f"/v1/subscriptions/{sub_id}", form)
+        return stripe_api.events[-1]
+
+    # A: cancel at period end and resume, a renewal fails twice and is paid; the first
+    # period's charge is refunded in part (an older period: access stays)
+    customer, events, sub = start()
+    first_invoice = _last(stripe_api, "invoice.paid")
+    for form in ("cancel_at_period_end=true", "cancel_at_period_end=false"):
         stripe_api.advance(3600)
-        api(stripe_api, "POST", f"/v1/subscriptions/{sub_id}", step)
-        events.append(stripe_api.events[-1])
-    stripe_api.advance(30 * 86_400)
-    events += stripe_api.fail_renewal(sub_id)
-    stripe_api.advance(2 * 86_400)
-    failed = events[-1]["data"]["object"]["id"]
+        events.append(update(sub, form))
+    stripe_api.advance(30 * DAY)
+    events += stripe_api.fail_renewal(sub)
+    failed = _last(stripe_api, "invoice.payment_failed")
+    stripe_api.advance(DAY)
+    events += stripe_api.retry_fails(failed)
+    stripe_api.advance(DAY)
     events += stripe_api.pay_invoice(failed)
-    ids = sorted({str(e["data"]["object"]["id"]) for e in events})
-    ids += sorted({str(e["data"]["object"]["customer"]) for e in events})
-    return events, ids
+    events += stripe_api.refund(_charge_of_invoice(stripe_api, first_invoice), 300)
+    end = _period_end(stripe_api, sub)
+    scenarios.append(
+        Scenario(
+            "recovered renewal", events, [sub], customer, _now(stripe_api),
+            Outcome(
+                "premium_monthly", end + GRACE, ("premium_monthly", end + GRACE),
+                (("active", False, end),), (("paid", 1, 300), ("paid", 3, 0)), 0,
+            ),
+        )
+    )  # fmt: skip
+
+    # B: subscribe, cancel, resume and cancel again in one second (only the provider knows
+    # the last), a credit pack refunded twice in part
+    stripe_api.frozen_at = stripe_api.now()
+    try:
+        customer, events, sub = start()
+        for form in ("cancel_at_period_end=true", "cancel_at_period_end=false"):
+            events.append(update(sub, form))
+        events.append(update(sub, "cancel_at_period_end=true"))
+    finally:
+        stripe_api.frozen_at = None
+    stripe_api.advance(DAY)
+    events += _buy(stripe_api, customer, "credits_10")
+    pack = _last(stripe_api, "checkout.session.completed", "payment_intent")
+    charge = next(
+        o["id"]
+        for o in stripe_api.objects.values()
+        if o["object"] == "charge" and o["payment_intent"] == pack
+    )
+    stripe_api.advance(60)
+    events += stripe_api.refund(charge, 200)  # 2 of 10 credits back (4.01 of 4.99 EUR)
+    stripe_api.advance(60)
+    events += stripe_api.refund(charge, 100)  # 300 of 499 in all: 6 credits
+    end = _period_end(stripe_api, sub)
+    scenarios.append(
+        Scenario(
+            "same-second cancel", events, [sub], customer, _now(stripe_api),
+            Outcome(
+                "premium_monthly", end, ("premium_monthly", end),
+                (("active", True, end),), (("paid", 1, 0),), 4,
+            ),
+        )
+    )  # fmt: skip
+
+    # C: a renewal fails and is written off; the next one is paid: the old failure, whenever
+    # it arrives, takes nothing from the period now paid
+    customer, events, sub = start()
+    stripe_api.advance(30 * DAY)
+    events += stripe_api.fail_renewal(sub)
+    written_off = _last(stripe_api, "invoice.payment_failed")
+    stripe_api.advance(4 * DAY)
+    events += stripe_api.mark_uncollectible(written_off)
+    stripe_api.advance(26 * DAY)
+    events += stripe_api.renew(sub)
+    end = _period_end(stripe_api, sub)
+    scenarios.append(
+        Scenario(
+            "renewed after a written-off failure", events, [sub], customer, _now(stripe_api),
+            Outcome(
+                "premium_monthly", end + GRACE, ("premium_monthly", end + GRACE),
+                (("active", False, end),),
+                (("paid", 1, 0), ("paid", 1, 0), ("uncollectible", 1, 0)), 0,
+            ),
+        )
+    )  # fmt: skip
+
+    # D: paused, then deleted; its invoice refunded in full
+    customer, events, sub = start()
+    invoice = _last(stripe_api, "invoice.paid")
+    stripe_api.advance(DAY)
+    events += stripe_api.pause(sub)
+    stripe_api.advance(DAY)
+    api(stripe_api, "DELETE", f"/v1/subscriptions/{sub}")
+    events.append(stripe_api.events[-1])
+    events += stripe_api.refund(_charge_of_invoice(stripe_api, invoice))
+    end = _period_end(stripe_api, sub)
+    scenarios.append(
+        Scenario(
+            "paused then deleted", events, [sub], customer, _now(stripe_api),
+            Outcome(
+                "free", None, ("free", None), (("canceled", False, end),), (("paid", 1, 999),), 0,
+            ),
+        )
+    )  # fmt: skip
+    return scenarios
+
+
+def _now(stripe_api: StripeDouble) -> datetime:
+    return datetime.fromtimestamp(stripe_api.now(), UTC)
 
 
 @pytest.fixture(scope="module")
-async def recorded(
-    stripe_api: StripeDouble, db: BillingDb
-) -> tuple[list[dict[str, Any]], list[str]]:
-    _, _, session = await checkout(stripe_api, db, "premium_monthly")
-    return lifecycle(stripe_api, session)
+def scenarios(stripe_api: StripeDouble) -> list[Scenario]:
+    return record_scenarios(stripe_api)
+
+
+async def outcome(user: str, at: datetime) -> Outcome:
+    decision = await current_decision(user, at, GRACE)
+    told = await repo.entitlement(user, None)
+    assert told is not None
+    subs = await repo.subscriptions_of(user, None)
+    invoices = await repo.invoices_of(user, None)
+    return Outcome(
+        plan=decision.plan,
+        valid_until=decision.valid_until,
+        told=(told["plan"], told["valid_until"]),
+        subscriptions=tuple(
+            sorted((s.status, s.cancel_at_period_end, s.current_period_end) for s in subs)
+        ),
+        invoices=tuple(sorted((i.status, i.attempt_count, i.refunded_cents) for i in invoices)),
+        credits=await repo.balance(user),
+    )
+
+
+async def replay(
+    db: BillingDb,
+    stripe_api: StripeDouble,
+    billing: Billing,
+    scenario: Scenario,
+    deliveries: list[int],
+) -> Outcome:
+    """The scenario's events, about fresh objects, delivered in the order given."""
+    suffix = uuid.uuid4().hex[:8]
+    events = with_suffix(scenario.events, suffix)
+    clone_subscriptions(stripe_api, scenario.subscriptions, suffix)
+    user = f"user-{suffix}"
+    await db.add_customer(user, f"{scenario.customer}_{suffix}")
+    for i in deliveries:
+        await receive(db.transactions, events[i], billing, datetime.now(UTC))
+    return await outcome(user, scenario.at)
+
+
+async def test_each_history_delivered_in_order_ends_where_the_provider_did(
+    db: BillingDb, stripe_api: StripeDouble, billing: Billing, scenarios: list[Scenario]
+) -> None:
+    for scenario in scenarios:
+        in_order = list(range(len(scenario.events)))
+        assert await replay(db, stripe_api, billing, scenario, in_order) == scenario.expected, (
+            scenario.name
+        )
+
+
+@st.composite
+def deliveries(draw: st.DrawFn, size: int) -> list[int]:
+    """Every event in any order, and a few of them (any) delivered again anywhere."""
+    order = draw(st.permutations(range(size)))
+    for event, at in draw(
+        st.lists(st.tuples(st.integers(0, size - 1), st.integers(0, size)), max_size=4)
+    ):
+        order.insert(at, event)
+    return order
 
 
 @settings(
-    max_examples=15,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(order=st.permutations(range(9)))
-async def test_every_arrival_order_of_a_subscription_ends_in_the_same_state(
-    db: BillingDb, recorded: tuple[list[dict[str, Any]], list[str]], order: list[int]
+@given(data=st.data())
+async def test_every_arrival_order_with_replays_ends_in_the_in_order_state(
+    db: BillingDb,
+    stripe_api: StripeDouble,
+    billing: Billing,
+    scenarios: list[Scenario],
+    data: st.DataObject,
 ) -> None:
-    base, ids = recorded
-    assert len(base) == 9
-    suffix = uuid.uuid4().hex[:8]
-    events = with_suffix(base, ids, suffix)
-    user = f"user-{suffix}"
-    customer = next(i for i in ids if i.startswith("cus_"))
-    await db.add_customer(user, f"{customer}_{suffix}")
-    for i in order:
-        # the provider re-sends: every event arrives twice, in any order
-        await receive(db.transactions, events[i], BILLING, datetime.now(UTC))
-    await receive(db.transactions, events[order[0]], BILLING, datetime.now(UTC))
-
-    (sub,) = await repo.subscriptions_of(user, None)
-    last = events[-1]["data"]["object"]  # the provider's final word on the subscription
-    assert (sub.status, sub.cancel_at_period_end) == ("active", False)
-    assert int(sub.current_period_end.timestamp()) == last["current_period_end"]
-    invoices = await repo.invoices_of(user, None)
-    assert len(invoices) == 2
-    assert all(i.paid for i in invoices)
-    decision = await current_decision(user, datetime.now(UTC), GRACE)
-    assert decision.plan == "premium_monthly"
-    assert decision.limits == PLANS["premium_monthly"].limits
-    assert decision.valid_until == sub.current_period_end + GRACE
+    scenario = data.draw(st.sampled_from(scenarios), label="scenario")
+    order = data.draw(deliveries(len(scenario.events)), label="deliveries")
+    assert await replay(db, stripe_api, billing, scenario, order) == scenario.expected
 
 
 async def test_concurrent_spends_never_overdraw(db: BillingDb) -> None:
     user = f"user-{uuid.uuid4().hex[:8]}"
 
     async def grant(tx: Any) -> None:
-        await grant_credits(tx, user, 25, "purchase:cs_concurrent")
+        await grant_credits(tx, user, 25, "purchase:cs_concurrent", datetime.now(UTC))
 
     await db.transactions(grant)
 
     async def spend(n: int, amount: int) -> int:
         async def use_case(tx: Any) -> int:
-            return (await spend_credits(tx, user, amount, f"use-{n}")).delta
+            return (await spend_credits(tx, user, amount, f"use-{n}", datetime.now(UTC))).delta
 
         try:
             return -await db.transactions(use_case)

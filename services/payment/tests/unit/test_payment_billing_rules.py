@@ -34,7 +34,8 @@ def snap(status: str, minutes: int, period: int = 1, cancel: bool = False) -> Su
 
 
 def invoice(invoice_id: str, paid: bool, failed_at: datetime | None, attempt: int) -> InvoiceState:
-    return InvoiceState(invoice_id, "u", "sub_1", 999, "eur", paid, attempt, failed_at, T0)
+    status = "paid" if paid else "open"
+    return InvoiceState(invoice_id, "u", "sub_1", 999, "eur", status, attempt, failed_at, T0)
 
 
 def final(subs: tuple[SubscriptionSnapshot, ...]) -> SubscriptionSnapshot:

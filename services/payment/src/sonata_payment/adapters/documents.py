@@ -36,6 +36,7 @@ class Order(Document):
     user_id: str
     order_key: str
     item: str
+    status: str = "open"  # open | completed | expired
     session_id: str | None = None
     url: str | None = None
     created_at: datetime
@@ -56,6 +57,7 @@ class SubscriptionDoc(Document):
     cancel_at_period_end: bool
     seen_at: datetime
     event_id: str
+    fetched_at: datetime | None = None
 
     class Settings:
         name = "subscriptions"
@@ -77,6 +79,8 @@ class InvoiceDoc(Document):
     amount_cents: int
     currency: str
     paid: bool
+    status: str = "open"  # open | uncollectible | void | paid
+    period_end: datetime | None = None  # of the service period a subscription invoice bills
     attempt_count: int = 0
     first_failed_at: datetime | None = None
     refunded_cents: int = 0
@@ -144,10 +148,11 @@ class ProviderEvent(Document):
     event_id: str
     type: str
     created: datetime
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: not applied by payment, or about an erased user
     received_at: datetime
     handled_at: datetime | None = None
     error: str | None = None
+    rejected_at: datetime | None = None  # dead-lettered: the event itself was refused (4xx)
 
     class Settings:
         name = "provider_events"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,8 @@ Session = AsyncClientSession
 
 
 def _fields(doc: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {n: doc[n] for n in names}
+    """The dataclass fields of a stored row; a field added later is absent from older rows."""
+    return {n: doc[n] for n in names if n in doc}
 
 
 async def customer(user_id: str, session: Session | None = None) -> dict[str, Any] | None:
@@ -79,7 +81,7 @@ async def invoices_of(user_id: str, session: Session | None) -> list[InvoiceStat
 async def save_invoice(state: InvoiceState, url: str | None, session: Session) -> None:
     await InvoiceDoc.get_pymongo_collection().update_one(
         {"invoice_id": state.invoice_id},
-        {"$set": {**asdict(state), "kind": "invoice", "url": url}},
+        {"$set": {**asdict(state), "paid": state.paid, "kind": "invoice", "url": url}},
         upsert=True,
         session=session,
     )
@@ -100,6 +102,9 @@ async def upsert_receipt(
     return dict(found)
 
 
+PENDING_PREFIX = "pending:"
+
+
 async def remember_refund(
     payment_intent: str, user_id: str, refunded_cents: int, created: datetime, session: Session
 ) -> None:
@@ -109,11 +114,12 @@ async def remember_refund(
         {
             "$max": {"refunded_cents": refunded_cents},
             "$setOnInsert": {
-                "invoice_id": f"pending:{payment_intent}",
+                "invoice_id": f"{PENDING_PREFIX}{payment_intent}",
                 "user_id": user_id,
                 "amount_cents": 0,
                 "currency": "eur",
                 "paid": False,
+                "status": "open",
                 "created": created,
             },
         },
@@ -122,18 +128,50 @@ async def remember_refund(
     )
 
 
-async def refund_charge(payment_intent: str, refunded_cents: int, session: Session) -> None:
-    await InvoiceDoc.get_pymongo_collection().update_one(
-        {"payment_intent": payment_intent},
-        {"$max": {"refunded_cents": refunded_cents}},
+async def take_pending_refund(payment_intent: str, session: Session) -> int:
+    """The refund remembered for a subscription invoice's charge, moved onto the invoice."""
+    found = await InvoiceDoc.get_pymongo_collection().find_one_and_delete(
+        {"payment_intent": payment_intent, "invoice_id": f"{PENDING_PREFIX}{payment_intent}"},
+        session=session,
+    )
+    return 0 if found is None else int(found["refunded_cents"])
+
+
+async def invoice_for_charge(
+    invoice_id: str | None, payment_intent: str | None, session: Session
+) -> dict[str, Any] | None:
+    """The invoice or receipt a charge paid: by the charge's invoice, else its payment intent."""
+    invoices = InvoiceDoc.get_pymongo_collection()
+    if invoice_id is not None:
+        found = await invoices.find_one({"invoice_id": invoice_id}, session=session)
+        if found is not None:
+            return dict(found)
+    if payment_intent is None:
+        return None
+    return await invoices.find_one(
+        {
+            "payment_intent": payment_intent,
+            "invoice_id": {"$ne": f"{PENDING_PREFIX}{payment_intent}"},
+        },
         session=session,
     )
 
 
-async def receipt_for(payment_intent: str, session: Session) -> dict[str, Any] | None:
-    return await InvoiceDoc.get_pymongo_collection().find_one(
-        {"payment_intent": payment_intent}, session=session
+async def refund_invoice(invoice_id: str, refunded_cents: int, session: Session) -> None:
+    await InvoiceDoc.get_pymongo_collection().update_one(
+        {"invoice_id": invoice_id}, {"$max": {"refunded_cents": refunded_cents}}, session=session
     )
+
+
+async def refund_receipt(invoice_id: str, refunded_cents: int, session: Session) -> dict[str, Any]:
+    found = await InvoiceDoc.get_pymongo_collection().find_one_and_update(
+        {"invoice_id": invoice_id},
+        {"$max": {"refunded_cents": refunded_cents}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    assert found is not None  # the caller has just read it in this transaction
+    return dict(found)
 
 
 async def owns_lifetime(user_id: str, session: Session | None) -> bool:
@@ -203,6 +241,14 @@ async def ledger_entry(user_id: str, reference: str, session: Session) -> dict[s
     return await CreditEntry.get_pymongo_collection().find_one(
         {"user_id": user_id, "reference": reference}, session=session
     )
+
+
+async def ledger_entries(user_id: str, prefix: str, session: Session) -> list[dict[str, Any]]:
+    """The user's entries whose reference starts with ``prefix``."""
+    cursor = CreditEntry.get_pymongo_collection().find(
+        {"user_id": user_id, "reference": {"$regex": f"^{re.escape(prefix)}"}}, session=session
+    )
+    return [doc async for doc in cursor]
 
 
 async def add_ledger_entry(entry: dict[str, Any], session: Session) -> None:

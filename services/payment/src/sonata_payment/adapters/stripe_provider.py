@@ -108,6 +108,14 @@ class StripeProvider:
             if exc.code != "resource_missing":
                 raise ProviderError(exc.user_message or str(exc)) from exc
 
+    async def delete_customer(self, *, customer_id: str) -> None:
+        # DELETE is idempotent by definition at Stripe (no idempotency key); gone is done
+        try:
+            await self._client.v1.customers.delete_async(customer_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "resource_missing":
+                raise ProviderError(exc.user_message or str(exc)) from exc
+
     @staticmethod
     async def _call(request: Any) -> Any:
         try:

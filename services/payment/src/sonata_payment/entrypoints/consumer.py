@@ -4,14 +4,17 @@ from sonata_contracts.auth import UserDeleted, UserRegistered
 from sonata_messaging import HandlerSpec, Transaction, on
 
 from sonata_payment.service_layer.handlers import forget_user, open_customer
-from sonata_payment.service_layer.ports import PaymentProvider
+from sonata_payment.service_layer.ports import Clock, PaymentProvider
 
 
-def handlers(provider: PaymentProvider) -> list[HandlerSpec]:
+def handlers(provider: PaymentProvider, clock: Clock) -> list[HandlerSpec]:
     async def erase(event: UserDeleted, tx: Transaction) -> None:
-        await forget_user(event, tx, provider)
+        await forget_user(event, tx, provider, clock.now())
 
-    return [on(UserDeleted, erase), on(UserRegistered, open_customer)]
+    async def register(event: UserRegistered, tx: Transaction) -> None:
+        await open_customer(event, tx, clock.now())
+
+    return [on(UserDeleted, erase), on(UserRegistered, register)]
 
 
 CONSUMES = frozenset({UserDeleted.NAME, UserRegistered.NAME})

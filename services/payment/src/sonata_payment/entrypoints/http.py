@@ -205,11 +205,14 @@ class SpendOut(BaseModel):
 
 
 @router.post("/credits/spend")
-async def spend(body: SpendIn, principal: CurrentPrincipal, runtime: RuntimeDep) -> SpendOut:
+async def spend(
+    body: SpendIn, principal: CurrentPrincipal, runtime: RuntimeDep, deps: DepsDep
+) -> SpendOut:
     """Spend credits (402 when too few); a repeated reference spends once."""
+    now = deps.clock.now()
 
     async def use_case(tx: Transaction) -> Movement:
-        return await spend_credits(tx, principal.user_id, body.credits, body.reference)
+        return await spend_credits(tx, principal.user_id, body.credits, body.reference, now)
 
     moved = await RuntimeTransactions(runtime.client, runtime.outbox)(use_case)
     return SpendOut(entry_id=moved.entry_id, balance=moved.balance, replayed=moved.replayed)

@@ -63,6 +63,9 @@ async def start_checkout(
     product = buyable(item)
     if product is None or item not in prices:
         raise BadRequest(f"nothing to buy called {item!r}", code="unknown_item")
+    if isinstance(product, Plan) and await repo.owns_lifetime(user_id, None):
+        # lifetime already includes every plan: a second one, or a subscription, buys nothing
+        raise Conflict("lifetime access is already owned", code="already_lifetime")
     if isinstance(product, Plan) and product.kind == "subscription":
         live = [s for s in await repo.subscriptions_of(user_id, None) if not s.ended]
         if live:
@@ -98,6 +101,7 @@ async def _open_order(user_id: str, key: str, item: str, now: datetime) -> dict[
                     "$setOnInsert": {
                         "order_id": uuid.uuid4().hex,
                         "item": item,
+                        "status": "open",
                         "session_id": None,
                         "url": None,
                         "created_at": now,
@@ -119,7 +123,21 @@ async def _open_order(user_id: str, key: str, item: str, now: datetime) -> dict[
 async def close_order(order_id: str, session: AsyncClientSession) -> None:
     """A paid order frees its key, so buying the same item again opens a new order."""
     await Order.get_pymongo_collection().update_one(
-        {"order_id": order_id}, {"$set": {"order_key": f"done:{order_id}"}}, session=session
+        {"order_id": order_id},
+        {"$set": {"order_key": f"done:{order_id}", "status": "completed"}},
+        session=session,
+    )
+
+
+async def expire_order(order_id: str, session_id: str, session: AsyncClientSession) -> None:
+    """The order's checkout expired unpaid: its key is free for a new order and session.
+
+    Only the open order of that very session: a completed one stays completed.
+    """
+    await Order.get_pymongo_collection().update_one(
+        {"order_id": order_id, "session_id": session_id, "status": {"$ne": "completed"}},
+        {"$set": {"order_key": f"expired:{order_id}", "status": "expired"}},
+        session=session,
     )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from sonata_contracts.payment import CreditsChanged
 from sonata_kit import ServiceError
@@ -34,6 +34,7 @@ async def _move(
     delta: int,
     reference: str,
     reason: Literal["purchase", "spend", "refund", "grant", "expiry"],
+    now: datetime,
 ) -> Movement:
     """One entry per (user, reference): a repeated reference returns the first movement."""
     seen = await repo.ledger_entry(user_id, reference, tx.session)
@@ -52,7 +53,7 @@ async def _move(
             "delta": delta,
             "balance_after": balance,
             "reason": reason,
-            "created_at": datetime.now(UTC),
+            "created_at": now,
         },
         tx.session,
     )
@@ -64,16 +65,44 @@ async def _move(
     return Movement(entry_id, delta, balance, replayed=False)
 
 
-async def grant_credits(tx: Transaction, user_id: str, credits: int, reference: str) -> Movement:
-    return await _move(tx, user_id, credits, reference, "purchase")
+async def grant_credits(
+    tx: Transaction, user_id: str, credits: int, reference: str, now: datetime
+) -> Movement:
+    return await _move(tx, user_id, credits, reference, "purchase", now)
 
 
-async def spend_credits(tx: Transaction, user_id: str, credits: int, reference: str) -> Movement:
-    return await _move(tx, user_id, -credits, f"spend:{reference}", "spend")
+async def spend_credits(
+    tx: Transaction, user_id: str, credits: int, reference: str, now: datetime
+) -> Movement:
+    return await _move(tx, user_id, -credits, f"spend:{reference}", "spend", now)
 
 
-async def apply_credit_refund(tx: Transaction, user_id: str, item: str, intent: str) -> None:
-    """Take back what is left of a refunded pack, never more than the balance."""
-    reference = f"refund:{intent}"
-    take = min(CREDIT_PACKS[item].credits, await repo.balance(user_id, tx.session))
-    await _move(tx, user_id, -take, reference, "refund")
+def refunded_credits(pack_credits: int, amount_cents: int, refunded_cents: int) -> int:
+    """The credits a refund takes back: in proportion to the money, rounded down (a refund
+    of a few cents takes none), and the whole pack for the whole price."""
+    if amount_cents <= 0 or refunded_cents >= amount_cents:
+        return pack_credits
+    return pack_credits * refunded_cents // amount_cents
+
+
+async def apply_credit_refund(tx: Transaction, receipt: dict[str, Any], now: datetime) -> None:
+    """Take back the refunded share of a credit pack, never more than the balance holds.
+
+    The charge's refunded amount is cumulative, so each refunded amount is one ledger entry
+    taking the difference to what earlier refunds of this purchase took; a stale, smaller
+    amount arriving late takes nothing. Credits already spent are not taken back (a later
+    refund of the same purchase takes what this one could not).
+    """
+    user_id, intent = str(receipt["user_id"]), str(receipt["payment_intent"])
+    due = refunded_credits(
+        CREDIT_PACKS[str(receipt["item"])].credits,
+        int(receipt["amount_cents"]),
+        int(receipt["refunded_cents"]),
+    )
+    taken = -sum(
+        e["delta"] for e in await repo.ledger_entries(user_id, f"refund:{intent}:", tx.session)
+    )
+    if due > taken:  # the entry is written even when nothing is left to take
+        take = min(due - taken, await repo.balance(user_id, tx.session))
+        reference = f"refund:{intent}:{receipt['refunded_cents']}"
+        await _move(tx, user_id, -take, reference, "refund", now)

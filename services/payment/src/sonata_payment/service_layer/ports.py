@@ -47,6 +47,11 @@ class PaymentProvider(Protocol):
 
     async def cancel_now(self, *, subscription_id: str, idempotency_key: str) -> None: ...
 
+    async def delete_customer(self, *, customer_id: str) -> None:
+        """Delete the customer (and with it the email and name the provider holds); done
+        already counts as done."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
