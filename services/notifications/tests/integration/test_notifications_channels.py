@@ -4,6 +4,7 @@ STOP/HELP, status callbacks that never go backwards, and erasure."""
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,12 @@ from sonata_contracts.auth import (
     UserDeleted,
     UserRegistered,
 )
-from sonata_contracts.db import AchievementUnlocked, MasteryReached
+from sonata_contracts.db import (
+    AchievementUnlocked,
+    AssignmentCreated,
+    MasteryReached,
+    PerformanceRecorded,
+)
 from sonata_contracts.payment import PaymentFailed
 from sonata_testing import (
     JwksServer,
@@ -411,23 +417,73 @@ async def test_sms_code_callbacks_stop_and_help(
 
 
 async def test_user_deleted_erases_everything(
-    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient, mongo_url: str
 ) -> None:
-    smtp = doubles[0]
+    smtp, twilio, push, _ = doubles
     user = f"u-{uuid.uuid4().hex[:8]}"
+    phone = "+43660" + str(uuid.uuid4().int)[:7]
     email = await register(amqp_url, user)
-    await smtp.wait_for(lambda m: m["To"] == email, "welcome")
+    subscription = push.subscription()
+    r = await http.post("/v1/push/subscriptions", json=subscription, headers=auth(user))
+    assert r.status_code == 201
     r = await http.put("/v1/preferences", json={"reminder_time": "18:00"}, headers=auth(user))
     assert r.status_code == 200
-    await publish_events(amqp_url, [UserDeleted(user_id=user)])
+    soon = datetime.now(UTC) + timedelta(days=3)
+    await publish_events(
+        amqp_url,
+        [
+            PhoneVerificationRequested(user_id=user, phone=phone, code="1", expires_at=soon),
+            AchievementUnlocked(user_id=user, achievement="e", title="Erase me"),
+            PerformanceRecorded(
+                performance_id="p1", user_id=user, piece_id="x", piece_version=1,
+                overall_score=0.5, duration_s=60, played_at=datetime.now(UTC),
+            ),
+            AssignmentCreated(
+                assignment_id=f"a-{user}", teacher_id="t-1", student_id=user, piece_id="x",
+                target_score=0.8, due_at=soon,
+            ),
+        ],
+    )  # fmt: skip
+    await smtp.wait_for(lambda m: m["To"] == email and "Erase me" in str(m["Subject"]), "email")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    db = client[service.env["MONGODB_DB"]]
 
-    async def erased() -> bool:
-        return await mine(http, user) == []
+    async def all_out() -> bool:
+        rows = await mine(http, user)
+        settled = len(rows) == 6 and all(r["status"] == "sent" for r in rows)
+        pending = await db["outbox"].count_documents({"published_at": None})
+        return settled and pending == 0 and bool(push.received(subscription["endpoint"]))
 
-    await eventually(erased, "the user's notifications erased")
-    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
-    assert prefs["reminder_time"] is None
-    assert prefs["timezone"] == "UTC"
+    try:
+        await eventually(all_out, "every notification sent and its event published")
+        assert twilio.signed_post(
+            f"{service.base_url}/v1/twilio/inbound", {"From": phone, "Body": "STOP"}
+        ).is_success
+        traces = (user, email, phone, subscription["endpoint"])
+
+        async def holding() -> set[str]:
+            found = set()
+            for name in await db.list_collection_names():
+                async for row in db[name].find({}):
+                    if any(t in json.dumps(row, default=str) for t in traces):
+                        found.add(name)
+            return found
+
+        before = await holding()
+        assert {"contacts", "notifications", "preferences", "push_subscriptions",
+                "push_deliveries", "practice_days", "assignment_dues", "sms_opt_outs",
+                "outbox"} <= before, before  # fmt: skip
+        await publish_events(amqp_url, [UserDeleted(user_id=user)])
+
+        async def erased() -> bool:
+            return await holding() == set()
+
+        await eventually(erased, "nothing of the user left in any collection")
+        prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+        assert prefs["reminder_time"] is None
+        assert prefs["timezone"] == "UTC"
+    finally:
+        await client.close()
 
 
 async def test_bad_input_gets_a_clear_4xx(service: ServiceProcess, http: httpx.AsyncClient) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict
 from datetime import datetime, time
 from typing import Any, cast
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
+from sonata_contracts.notifications import NotificationFailed, NotificationSent
+from sonata_messaging.outbox import OUTBOX_COLLECTION
 
 from sonata_notifications.adapters.documents import (
     AssignmentDue,
@@ -16,6 +20,7 @@ from sonata_notifications.adapters.documents import (
     Notification,
     PracticeDay,
     PreferenceRecord,
+    PushDelivery,
     PushSubscription,
     SmsOptOut,
 )
@@ -199,6 +204,19 @@ class MongoStore:
 
     async def erase_user(self, user_id: str) -> None:
         contact = await self.contact(user_id)
+        notes = await Notification.get_pymongo_collection().find(
+            {"user_id": user_id}, {"source_event_id": 1, "channel": 1, "provider_id": 1},
+            session=self.s,
+        ).to_list()  # fmt: skip
+        # the browsers a push reached and the Twilio callbacks held for a text
+        keys = [f"{n['source_event_id']}:push" for n in notes if n["channel"] == "push"]
+        sids = [n["provider_id"] for n in notes if n.get("provider_id")]
+        await PushDelivery.get_pymongo_collection().delete_many(
+            {"key": {"$in": keys}}, session=self.s
+        )
+        await HeldSmsStatus.get_pymongo_collection().delete_many(
+            {"provider_id": {"$in": sids}}, session=self.s
+        )
         for document in (Contact, Notification, PreferenceRecord, PushSubscription, PracticeDay):
             await document.get_pymongo_collection().delete_many(
                 {"user_id": user_id}, session=self.s
@@ -210,6 +228,21 @@ class MongoStore:
             await SmsOptOut.get_pymongo_collection().delete_many(
                 {"phone": contact.phone}, session=self.s
             )
+        # Our published events about the user's notifications; one still waiting for the relay
+        # is left to go out, and its consumers erase it on their side.
+        about_user = re.escape(f'"user_id":{json.dumps(user_id)}')
+        await (
+            Notification.get_pymongo_collection()
+            .database[OUTBOX_COLLECTION]
+            .delete_many(
+                {
+                    "name": {"$in": [NotificationSent.NAME, NotificationFailed.NAME]},
+                    "published_at": {"$ne": None},
+                    "body": {"$regex": about_user},
+                },
+                session=self.s,
+            )
+        )
 
     async def provider_status(self, provider_id: str) -> tuple[bool, str | None]:
         row = await Notification.get_pymongo_collection().find_one(
