@@ -4,15 +4,18 @@ and what auth's events do to customers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
+from bson import json_util
 from pymongo import AsyncMongoClient
 from sonata_contracts.auth import UserDeleted, UserRegistered
 from sonata_testing import (
@@ -345,6 +348,23 @@ async def test_a_deleted_user_is_cancelled_at_the_provider_and_erased_but_the_bo
         assert await database.customers.count_documents({"user_id": bystander}) == 1
         gone = (await http.get("/v1/invoices", headers=as_user(user))).json()
         assert gone == []
+
+        # the customer is gone at the provider too, and its last webhooks (the subscription
+        # cancelled, the customer deleted) are applied without bringing the user back
+        assert stripe_api.objects[customer_id].get("deleted") is True
+        assert "email" not in stripe_api.objects[customer_id]
+        late = {e["id"] for e in stripe_api.events[-2:]}
+        assert {e["type"] for e in stripe_api.events[-2:]} == {
+            "customer.subscription.deleted",
+            "customer.deleted",
+        }
+        assert {(i, s) for i, s in stripe_api.deliveries if i in late} == {(i, 200) for i in late}
+        for name in await database.list_collection_names():
+            async for doc in database[name].find({}):
+                text = json_util.dumps(doc)
+                assert user not in text, (name, doc)
+                assert f"{user}@example.org" not in text, (name, doc)
+        assert await database.customers.count_documents({"user_id": bystander}) == 1
     finally:
         await client.close()
 
@@ -365,3 +385,248 @@ async def test_lifetime_is_bought_once_and_a_refund_takes_it_back(
     stripe_api.refund(charge["id"])
     stripe_api.wait_delivered()
     assert (await http.get("/v1/billing/me", headers=user)).json()["plan"] == "free"
+
+
+@pytest.fixture(scope="module")
+async def database(payment: ServiceProcess) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        payment.env["MONGODB_URL"], tz_aware=True
+    )
+    yield client[payment.env["MONGODB_DB"]]
+    await client.close()
+
+
+async def me(http: httpx.AsyncClient, user: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = (await http.get("/v1/billing/me", headers=user)).json()
+    return body
+
+
+async def subscribe(
+    http: httpx.AsyncClient, stripe_api: StripeDouble, user: dict[str, str]
+) -> tuple[str, str]:
+    """Premium monthly bought and its webhooks delivered: (subscription id, customer id)."""
+    r = await http.post("/v1/checkout", json={"item": "premium_monthly"}, headers=user)
+    events = stripe_api.complete_checkout(r.json()["session_id"])
+    stripe_api.wait_delivered()
+    sub = next(e for e in events if e["type"] == "customer.subscription.created")
+    return sub["data"]["object"]["id"], sub["data"]["object"]["customer"]
+
+
+class held:  # noqa: N801 - reads as a phrase: `with held(stripe_api):`
+    """The double's events are recorded but not delivered, for the test to deliver in turn."""
+
+    def __init__(self, stripe_api: StripeDouble) -> None:
+        self.stripe_api = stripe_api
+
+    def __enter__(self) -> None:
+        self.url, self.stripe_api.webhook_url = self.stripe_api.webhook_url, None
+
+    def __exit__(self, *exc: object) -> None:
+        self.stripe_api.webhook_url = self.url
+
+
+def deliver(stripe_api: StripeDouble, *events: dict[str, Any]) -> list[httpx.Response]:
+    return [stripe_api.deliver(e) for e in events]
+
+
+async def test_a_paused_subscription_ends_premium_and_an_unknown_status_is_dead_lettered(
+    http: httpx.AsyncClient, stripe_api: StripeDouble, database: Any
+) -> None:
+    user = as_user(f"user-{uuid.uuid4().hex[:8]}")
+    sub_id, _ = await subscribe(http, stripe_api, user)
+    assert (await me(http, user))["plan"] == "premium_monthly"
+
+    stripe_api.advance(60)
+    paused = stripe_api.pause(sub_id)
+    stripe_api.wait_delivered()
+    state = await me(http, user)
+    assert (state["plan"], state["subscriptions"][0]["status"]) == ("free", "paused")
+    assert [d for d in stripe_api.deliveries if d[0] in {e["id"] for e in paused}] == [
+        (e["id"], 200) for e in paused
+    ]
+
+    strange = json.loads(json.dumps(paused[-1]))
+    strange["id"] = f"evt_strange_{uuid.uuid4().hex[:8]}"
+    strange["created"] += 60
+    strange["data"]["object"]["status"] = "hibernating"
+    for _ in range(2):  # Stripe's retry gets the same answer, and nothing is applied
+        (refused,) = deliver(stripe_api, strange)
+        assert (refused.status_code, refused.json()["error"]) == (422, "unknown_status")
+        assert "hibernating" in refused.json()["detail"]
+    row = await database.provider_events.find_one({"event_id": strange["id"]})
+    assert row["handled_at"] is None
+    assert row["rejected_at"] is not None
+    assert "hibernating" in row["error"]
+    assert (await me(http, user))["subscriptions"][0]["status"] == "paused"
+
+
+async def test_signed_events_of_an_odd_shape_are_refused_with_the_field_never_a_500(
+    http: httpx.AsyncClient, stripe_api: StripeDouble, database: Any
+) -> None:
+    user = as_user(f"user-{uuid.uuid4().hex[:8]}")
+    sub_id, customer = await subscribe(http, stripe_api, user)
+    sub = dict(stripe_api.objects[sub_id])
+    odd: list[tuple[str, dict[str, Any], str]] = [
+        ("customer.subscription.updated", {**sub, "items": ["not", "a", "list object"]}, "items"),
+        ("customer.subscription.updated", {**sub, "metadata": "premium"}, "metadata"),
+        ("customer.subscription.updated", {**sub, "cancel_at_period_end": "maybe"}, "cancel"),
+        (
+            "customer.subscription.updated",
+            {**sub, "current_period_end": 10**15, "items": {"data": []}},
+            "current_period_end",
+        ),
+        ("invoice.paid", {"id": "in_odd", "customer": customer, "created": "today"}, "created"),
+        (
+            "invoice.payment_failed",
+            {"id": "in_odd", "customer": customer, "created": 1, "amount_due": -5},
+            "amount_due",
+        ),
+        ("charge.refunded", {"id": "ch_odd", "customer": customer, "created": 1}, "amount"),
+        ("checkout.session.completed", {"id": 7, "created": 1}, "id"),
+        (
+            "checkout.session.completed",
+            {"id": "cs_odd", "created": 1, "mode": "payment", "payment_status": "paid",
+             "customer": customer, "metadata": {"item": "credits_10"}},
+            "payment_intent",
+        ),
+    ]  # fmt: skip
+    for n, (kind, obj, field) in enumerate(odd):
+        event = {
+            "id": f"evt_odd_{uuid.uuid4().hex[:8]}_{n}",
+            "object": "event",
+            "type": kind,
+            "created": stripe_api.now(),
+            "data": {"object": obj},
+        }
+        (r,) = deliver(stripe_api, event)
+        assert (r.status_code, r.json()["error"]) == (422, "malformed_event"), (kind, r.text)
+        assert field in r.json()["detail"], r.text
+        row = await database.provider_events.find_one({"event_id": event["id"]})
+        assert row["rejected_at"] is not None
+        assert row["handled_at"] is None
+    assert (await me(http, user))["plan"] == "premium_monthly"
+
+
+async def outbox_count(database: Any, name: str, user_id: str) -> int:
+    return len(
+        [
+            doc
+            async for doc in database.outbox.find({"name": name})
+            if json.loads(doc["body"])["user_id"] == user_id
+        ]
+    )
+
+
+async def test_a_late_failure_of_an_older_period_neither_downgrades_nor_dunns_twice(
+    http: httpx.AsyncClient, stripe_api: StripeDouble, database: Any
+) -> None:
+    user_id = f"user-{uuid.uuid4().hex[:8]}"
+    user = as_user(user_id)
+    sub_id, _ = await subscribe(http, stripe_api, user)
+    with held(stripe_api):
+        stripe_api.advance(30 * 86_400)
+        past_due, first = stripe_api.fail_renewal(sub_id)
+        invoice = first["data"]["object"]["id"]
+        stripe_api.advance(86_400)
+        (second,) = stripe_api.retry_fails(invoice)
+    # the second attempt's notice arrives before the first's, and the first is re-sent
+    assert [r.status_code for r in deliver(stripe_api, past_due, second, first, first)] == [200] * 4
+    failed_at = datetime.fromtimestamp(first["created"], UTC)
+    state = await me(http, user)
+    assert state["plan"] == "premium_monthly"
+    assert datetime.fromisoformat(state["valid_until"]) == failed_at + timedelta(days=7)
+    notices = "payment.payment_failed.v1"
+    await eventually(lambda: _count_is(database, notices, user_id, 1), "one dunning notice")
+
+    with held(stripe_api):
+        stripe_api.advance(6 * 86_400)
+        renewed = stripe_api.renew(sub_id)  # the customer paid the next period
+        (late,) = stripe_api.retry_fails(invoice)  # the old period's invoice fails again
+        (voided,) = stripe_api.void_invoice(invoice)
+    assert [r.status_code for r in deliver(stripe_api, *renewed)] == [200, 200]
+    period_end = datetime.fromtimestamp(stripe_api.objects[sub_id]["current_period_end"], UTC)
+    renewed_until = period_end + timedelta(days=7)
+    assert datetime.fromisoformat((await me(http, user))["valid_until"]) == renewed_until
+    assert [r.status_code for r in deliver(stripe_api, late, voided)] == [200, 200]
+    state = await me(http, user)
+    assert (state["plan"], datetime.fromisoformat(state["valid_until"])) == (
+        "premium_monthly",
+        renewed_until,
+    )
+    assert await outbox_count(database, notices, user_id) == 1
+    listed = {i["id"]: i for i in (await http.get("/v1/invoices", headers=user)).json()}
+    assert listed[invoice]["status"] == "void"
+
+
+async def _count_is(database: Any, name: str, user_id: str, n: int) -> bool:
+    return await outbox_count(database, name, user_id) == n
+
+
+async def test_partial_refunds_take_back_their_share_and_invoice_refunds_are_matched(
+    http: httpx.AsyncClient, stripe_api: StripeDouble
+) -> None:
+    user = as_user(f"user-{uuid.uuid4().hex[:8]}")
+    r = await http.post("/v1/checkout", json={"item": "credits_50"}, headers=user)
+    stripe_api.complete_checkout(r.json()["session_id"])
+    stripe_api.wait_delivered()
+    customer = stripe_api.objects[r.json()["session_id"]]["customer"]
+    (pack,) = stripe_api.charges_of(customer)
+
+    async def balance() -> int:
+        value: int = (await http.get("/v1/credits", headers=user)).json()["balance"]
+        return value
+
+    stripe_api.refund(pack["id"], 1000)  # 10.00 of 19.99 EUR: 25 of 50 credits
+    stripe_api.wait_delivered()
+    assert await balance() == 25
+    stripe_api.refund(pack["id"])  # the rest
+    stripe_api.wait_delivered()
+    assert await balance() == 0
+
+    sub_id, _ = await subscribe(http, stripe_api, user)
+    (charge,) = [c for c in stripe_api.charges_of(customer) if c["id"] != pack["id"]]
+    stripe_api.refund(charge["id"], 499)  # a goodwill partial refund keeps the period
+    stripe_api.wait_delivered()
+    assert (await me(http, user))["plan"] == "premium_monthly"
+    stripe_api.refund(charge["id"])  # all of it: the period's access goes with the money
+    stripe_api.wait_delivered()
+    assert (await me(http, user))["plan"] == "free"
+    listed = (await http.get("/v1/invoices", headers=user)).json()
+    assert sorted((i["kind"], i["amount_cents"], i["refunded_cents"]) for i in listed) == [
+        ("invoice", 999, 999),
+        ("receipt", 1999, 1999),
+    ]
+    assert stripe_api.objects[sub_id]["status"] == "active"
+
+
+async def test_an_expired_checkout_releases_its_order_for_a_new_session(
+    http: httpx.AsyncClient, stripe_api: StripeDouble, database: Any
+) -> None:
+    user = as_user(f"user-{uuid.uuid4().hex[:8]}")
+    first = await http.post("/v1/checkout", json={"item": "premium_yearly"}, headers=user)
+    again = await http.post("/v1/checkout", json={"item": "premium_yearly"}, headers=user)
+    assert again.json()["session_id"] == first.json()["session_id"]
+
+    stripe_api.expire_checkout(first.json()["session_id"])
+    stripe_api.wait_delivered()
+    order = await database.orders.find_one({"order_id": first.json()["order_id"]})
+    assert order["status"] == "expired"
+    fresh = await http.post("/v1/checkout", json={"item": "premium_yearly"}, headers=user)
+    assert fresh.status_code == 201
+    assert fresh.json()["session_id"] != first.json()["session_id"]
+    assert stripe_api.objects[fresh.json()["session_id"]]["status"] == "open"
+
+
+async def test_lifetime_is_not_sold_twice_nor_a_subscription_on_top(
+    http: httpx.AsyncClient, stripe_api: StripeDouble
+) -> None:
+    user = as_user(f"user-{uuid.uuid4().hex[:8]}")
+    r = await http.post("/v1/checkout", json={"item": "lifetime"}, headers=user)
+    stripe_api.complete_checkout(r.json()["session_id"])
+    stripe_api.wait_delivered()
+    for item in ("lifetime", "premium_monthly"):
+        refused = await http.post("/v1/checkout", json={"item": item}, headers=user)
+        assert (refused.status_code, refused.json()["error"]) == (409, "already_lifetime")
+        assert "lifetime" in refused.json()["detail"]
+    credits = await http.post("/v1/checkout", json={"item": "credits_10"}, headers=user)
+    assert credits.status_code == 201

@@ -168,6 +168,7 @@ async def invoices(principal: CurrentPrincipal) -> list[dict[str, Any]]:
             "amount_cents": doc["amount_cents"],
             "currency": doc["currency"],
             "paid": doc["paid"],
+            "status": doc.get("status", "paid" if doc["paid"] else "open"),
             "refunded_cents": doc.get("refunded_cents", 0),
             "created": doc["created"],
             "url": doc.get("url"),

@@ -45,7 +45,7 @@ async def forget_user(
     Invoices, receipts and ledger lines stay (accounting law) under a random pseudonym that
     nothing links back to the user; the provider's customer id is kept for the same reason,
     while the customer itself (email, name) is deleted at the provider. Stored webhook
-    payloads and the outbox's published events about the user are emptied.
+    payloads and the outbox's events about the user are emptied.
     """
     user_id = event.user_id
     for sub in await repo.subscriptions_of(user_id, tx.session):
@@ -68,16 +68,10 @@ async def forget_user(
     await ProviderEvent.get_pymongo_collection().update_many(
         {"$or": about_user}, {"$set": {"payload": None}}, session=tx.session
     )
-    await (
-        Customer.get_pymongo_collection()
-        .database[OUTBOX_COLLECTION]
-        .delete_many(
-            {
-                "published_at": {"$ne": None},
-                "body": {"$regex": f'"user_id":"{re.escape(user_id)}"'},
-            },
-            session=tx.session,
-        )
+    # published or not: the other services learn of the deletion from auth's event itself
+    outbox = Customer.get_pymongo_collection().database[OUTBOX_COLLECTION]
+    await outbox.delete_many(
+        {"body": {"$regex": f'"user_id":"{re.escape(user_id)}"'}}, session=tx.session
     )
     pseudonym = f"{ERASED_PREFIX}{uuid.uuid4().hex}"
     moved = {"user_id": user_id}
