@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from py_vapid import Vapid02
 from pymongo import AsyncMongoClient
 from sonata_contracts.auth import (
     EmailVerificationRequested,
@@ -36,7 +38,7 @@ from sonata_testing import (
     eventually,
     publish_events,
 )
-from sonata_testing.push_double import PushDouble
+from sonata_testing.push_double import PushDouble, vapid_problem
 from sonata_testing.smtp_sink import SmtpSink, body_html, body_text
 from sonata_testing.twilio_double import TwilioDouble
 
@@ -294,6 +296,71 @@ async def test_gone_push_subscription_is_dropped_and_the_failure_is_visible(
         "/v1/push/subscriptions", params={"endpoint": subscription["endpoint"]}, headers=auth(user)
     )
     assert r.status_code == 404  # already removed after the 410
+
+
+async def test_a_push_signed_with_another_vapid_key_is_refused_and_recorded(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    push: PushDouble = doubles[2]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    served = (await http.get("/v1/push/public-key")).json()["public_key"]
+    # the browser subscribed with a key pair this service does not sign with
+    subscription = push.subscription(application_server_key=vapid_keys()[1])
+    r = await http.post("/v1/push/subscriptions", json=subscription, headers=auth(user))
+    assert r.status_code == 201
+    await publish_events(amqp_url, [AchievementUnlocked(user_id=user, achievement="v", title="V")])
+
+    async def failed() -> bool:
+        rows = [r for r in await mine(http, user) if r["channel"] == "push"]
+        return bool(rows) and rows[0]["status"] == "failed"
+
+    await eventually(failed, "the push recorded as failed")
+    [row] = [r for r in await mine(http, user) if r["channel"] == "push"]
+    assert "refused with 403" in row["error"]
+    assert push.received(subscription["endpoint"]) == []
+    [(_, status, why)] = [v for v in push.vapid_refusals if v[0] == subscription["endpoint"]]
+    assert (status, why) == (403, "k is not the application server key of this subscription")
+
+    # the same service reaches a browser subscribed with the key it serves
+    good = push.subscription(application_server_key=served)
+    r = await http.post("/v1/push/subscriptions", json=good, headers=auth(user))
+    assert r.status_code == 201
+    await publish_events(amqp_url, [AchievementUnlocked(user_id=user, achievement="w", title="W")])
+
+    async def delivered() -> bool:
+        return bool(push.received(good["endpoint"]))
+
+    await eventually(delivered, "the push signed with the served key")
+
+
+def test_the_push_double_checks_the_vapid_token() -> None:
+    private, public = vapid_keys()
+    endpoint = "http://127.0.0.1:9/push/abc"
+    vapid = Vapid02.from_raw(private.encode())
+
+    def header(claims: dict[str, Any], signer: Vapid02 = vapid) -> str:
+        sent = signer.sign(dict(claims))["Authorization"]
+        return sent.replace(sent.split("k=")[1], public) if signer is not vapid else sent
+
+    later = int(time.time()) + 3600
+    ok = {"aud": "http://127.0.0.1:9", "exp": later, "sub": "mailto:a@b.c"}
+    assert vapid_problem(header(ok), endpoint, public) is None
+    assert vapid_problem(header(ok), endpoint, None) is None
+    other = Vapid02.from_raw(vapid_keys()[0].encode())
+    assert vapid_problem(header(ok, other), endpoint, None) == (
+        401,
+        "the VAPID signature does not match k",
+    )
+    assert vapid_problem("WebPush abc", endpoint, None) == (401, "no VAPID authorization")
+    assert vapid_problem(header({**ok, "aud": "https://evil.example"}), endpoint, None) == (
+        403,
+        "aud 'https://evil.example' is not 'http://127.0.0.1:9'",
+    )
+    expired = {**ok, "exp": int(time.time()) - 60}
+    assert vapid_problem(header(expired), endpoint, None) == (
+        403,
+        "exp is not within the next 24 hours",
+    )
 
 
 async def test_temporary_smtp_failure_is_retried_with_backoff(
