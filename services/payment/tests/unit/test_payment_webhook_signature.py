@@ -21,6 +21,8 @@ def test_a_fresh_signature_yields_the_event() -> None:
 
 
 OTHER = BODY.replace("in_1", "in_2")
+FAR = json.dumps({**EVENT, "created": 10**20})
+TRUE = json.dumps({**EVENT, "created": True})
 
 
 @pytest.mark.parametrize(
@@ -37,10 +39,13 @@ OTHER = BODY.replace("in_1", "in_2")
         (BODY, lambda now: sign(BODY, SECRET, now).replace("v1=", "v0=")),
         ("[]", lambda now: sign("[]", SECRET, now)),
         ('{"id": "evt_1"}', lambda now: sign('{"id": "evt_1"}', SECRET, now)),
+        (FAR, lambda now: sign(FAR, SECRET, now)),
+        (TRUE, lambda now: sign(TRUE, SECRET, now)),
     ],
     ids=[
         "no header", "empty header", "other secret", "stale", "future", "tampered",
         "garbage", "no signature", "other scheme", "not an event", "no data",
+        "created beyond any date", "created not a number",
     ],
 )  # fmt: skip
 def test_forged_stale_future_or_malformed_requests_are_refused(

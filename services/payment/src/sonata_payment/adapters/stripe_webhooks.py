@@ -9,6 +9,8 @@ from typing import Any
 import stripe
 from sonata_kit import BadRequest
 
+MAX_STAMP = 253_402_300_799  # the last second a datetime holds (9999-12-31)
+
 
 def verify(payload: bytes, header: str | None, secret: str, tolerance_s: int) -> dict[str, Any]:
     """The event, if signed with ``secret`` within ``tolerance_s`` of now; else BadRequest.
@@ -33,7 +35,8 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance_s: int) ->
         isinstance(event, dict)
         and isinstance(event.get("id"), str)
         and isinstance(event.get("type"), str)
-        and isinstance(event.get("created"), int)
+        and type(event.get("created")) is int
+        and 0 <= event["created"] <= MAX_STAMP
         and isinstance((event.get("data") or {}).get("object"), dict)
     ):
         raise BadRequest("not a Stripe event", code="invalid_payload")
