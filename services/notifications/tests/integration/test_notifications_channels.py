@@ -4,6 +4,7 @@ STOP/HELP, status callbacks that never go backwards, and erasure."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -361,6 +363,78 @@ def test_the_push_double_checks_the_vapid_token() -> None:
         403,
         "exp is not within the next 24 hours",
     )
+
+
+async def test_quiet_hours_hold_a_message_until_they_end_in_the_users_timezone(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient, mongo_url: str
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)
+    tz = ZoneInfo("Asia/Kathmandu")  # UTC+05:45: a window read as UTC would be off
+    local = datetime.now(tz)
+    start, end = local - timedelta(hours=1), local + timedelta(hours=2)
+    quiet = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
+    body = {"timezone": "Asia/Kathmandu", "quiet_hours": quiet}
+    assert (await http.put("/v1/preferences", json=body, headers=auth(user))).status_code == 200
+    await publish_events(amqp_url, [AchievementUnlocked(user_id=user, achievement="q", title="Q")])
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    rows = client[service.env["MONGODB_DB"]]["notifications"]
+    try:
+
+        async def deferred() -> bool:
+            return await rows.find_one({"user_id": user, "kind": "achievement"}) is not None
+
+        await eventually(deferred, "the achievement recorded")
+        row = await rows.find_one({"user_id": user, "kind": "achievement"})
+        assert row is not None
+        ends = end.replace(second=0, microsecond=0)
+        assert (row["status"], row["error"]) == ("queued", "deferred by quiet hours")
+        assert row["next_attempt_at"] == ends.astimezone(UTC)
+        await asyncio.sleep(1.5)  # the dispatcher polls every 0.1 s: it leaves it alone
+        assert [str(m["Subject"]) for m in smtp.received(to=email)] == ["Welcome to Sonata"]
+        # the window's end comes: the same worker sends it
+        await rows.update_one({"_id": row["_id"]}, {"$set": {"next_attempt_at": datetime.now(UTC)}})
+        await smtp.wait_for(lambda m: m["To"] == email and "Q" in str(m["Subject"]), "after")
+    finally:
+        await client.close()
+
+
+async def test_the_hourly_limit_suppresses_the_excess_and_records_why(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)  # RATE_LIMIT_PER_HOUR is 10 (the default)
+    events = [
+        AchievementUnlocked(user_id=user, achievement=f"a{i}", title=f"Badge {i}")
+        for i in range(12)
+    ]
+    failed = PaymentFailed(
+        user_id=user, payment_id="in_9", amount_cents=500, currency="eur",
+        reason="card_declined", attempt=1,
+    )  # fmt: skip
+    await publish_events(amqp_url, [*events, failed])
+
+    async def settled() -> bool:
+        rows = await mine(http, user)
+        return len(rows) == 14 and all(r["status"] in ("sent", "suppressed") for r in rows)
+
+    await eventually(settled, "every message sent or suppressed")
+    rows = await mine(http, user)
+    badges = [r for r in rows if r["kind"] == "achievement"]
+    assert sorted(r["status"] for r in badges) == ["sent"] * 10 + ["suppressed"] * 2
+    assert {r["error"] for r in badges if r["status"] == "suppressed"} == {"rate limited"}
+    # account and billing mail is not counted and not limited
+    assert {(r["kind"], r["status"]) for r in rows if r["kind"] != "achievement"} == {
+        ("welcome", "sent"),
+        ("payment_failed", "sent"),
+    }
+
+    async def mailed() -> bool:
+        return len(smtp.received(to=email)) == 12
+
+    await eventually(mailed, "ten badges, the welcome and the dunning email")
 
 
 async def test_temporary_smtp_failure_is_retried_with_backoff(
