@@ -79,7 +79,7 @@ def service(
         smtp,
         twilio=twilio,
         jwks_url=jwks.url,
-        extra={"VAPID_PRIVATE_KEY": private, "VAPID_PUBLIC_KEY": public},
+        extra={"VAPID_PRIVATE_KEY": private, "VAPID_PUBLIC_KEY": public, "LOG_LEVEL": "INFO"},
     )
     proc = start_notifications(env)
     try:
@@ -392,7 +392,7 @@ async def test_quiet_hours_hold_a_message_until_they_end_in_the_users_timezone(
         assert (row["status"], row["error"]) == ("queued", "deferred by quiet hours")
         assert row["next_attempt_at"] == ends.astimezone(UTC)
         await asyncio.sleep(1.5)  # the dispatcher polls every 0.1 s: it leaves it alone
-        assert [str(m["Subject"]) for m in smtp.received(to=email)] == ["Welcome to Sonata"]
+        assert not [m for m in smtp.received(to=email) if "Achievement" in str(m["Subject"])]
         # the window's end comes: the same worker sends it
         await rows.update_one({"_id": row["_id"]}, {"$set": {"next_attempt_at": datetime.now(UTC)}})
         await smtp.wait_for(lambda m: m["To"] == email and "Q" in str(m["Subject"]), "after")
@@ -435,6 +435,57 @@ async def test_the_hourly_limit_suppresses_the_excess_and_records_why(
         return len(smtp.received(to=email)) == 12
 
     await eventually(mailed, "ten badges, the welcome and the dunning email")
+
+
+async def test_the_send_is_logged_under_the_correlation_id_of_its_event(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient, mongo_url: str
+) -> None:
+    smtp = doubles[0]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    email = await register(amqp_url, user)
+    request_id = f"req-{uuid.uuid4().hex}"  # X-Request-ID of the request that caused it
+    event = AchievementUnlocked(
+        user_id=user, achievement="c", title="Traced", correlation_id=request_id
+    )
+    await publish_events(amqp_url, [event])
+    await smtp.wait_for(lambda m: m["To"] == email and "Traced" in str(m["Subject"]), "email")
+
+    async def recorded() -> bool:
+        return any(
+            r["kind"] == "achievement" and r["status"] == "sent" for r in await mine(http, user)
+        )
+
+    await eventually(recorded, "the achievement recorded as sent")
+    [row] = [r for r in await mine(http, user) if r["kind"] == "achievement"]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        stored = await client[service.env["MONGODB_DB"]]["notifications"].find_one(
+            {"user_id": user, "kind": "achievement"}
+        )
+        outbox = await client[service.env["MONGODB_DB"]]["outbox"].find_one(
+            {"body": {"$regex": row["id"]}}
+        )
+    finally:
+        await client.close()
+    assert stored is not None
+    assert stored["meta"]["correlation_id"] == request_id
+    assert outbox is not None
+    assert outbox["correlation_id"] == request_id
+
+    async def logged() -> list[dict[str, Any]]:
+        lines = []
+        for line in service.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and row["id"] in line:
+                lines.append(json.loads(line))
+        return lines
+
+    async def sent_logged() -> bool:
+        return any(entry["message"].startswith("sent achievement") for entry in await logged())
+
+    await eventually(sent_logged, "the send in the service's log")
+    [sent] = [e for e in await logged() if e["message"].startswith("sent achievement")]
+    assert sent["correlation_id"] == request_id
+    assert sent["logger"] == "sonata.notifications.delivery"
 
 
 async def test_temporary_smtp_failure_is_retried_with_backoff(

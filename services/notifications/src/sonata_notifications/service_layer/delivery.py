@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sonata_messaging import correlation_scope
+
 from sonata_notifications.domain.errors import PermanentSendError, TransientSendError
 from sonata_notifications.domain.model import Channel, retry_delay
 from sonata_notifications.service_layer.ports import (
@@ -79,7 +81,24 @@ async def deliver(
     sms_sent: Callable[[str], Awaitable[object]] | None = None,
 ) -> None:
     """Send one claimed notification and record how it went; ``sms_sent`` is told the
-    provider id of each text once its send is recorded (status callbacks may precede it)."""
+    provider id of each text once its send is recorded (status callbacks may precede it).
+    Logs, and the events it publishes, carry the correlation id of the event behind it."""
+    with correlation_scope(claimed.meta.get("correlation_id")):
+        await _deliver(
+            claimed, deliveries, senders, renderer, clock, policy, public_base_url, sms_sent
+        )
+
+
+async def _deliver(
+    claimed: Claimed,
+    deliveries: Deliveries,
+    senders: Mapping[Channel, Sender],
+    renderer: Renderer,
+    clock: Clock,
+    policy: RetryPolicy,
+    public_base_url: str,
+    sms_sent: Callable[[str], Awaitable[object]] | None,
+) -> None:
     if claimed.attempts > policy.max_attempts:
         # claimed again after its lease ran out, attempt after attempt: the send never finished
         error = f"gave up after {claimed.attempts - 1} attempts: the send never completed"

@@ -187,8 +187,16 @@ def _record(
     )
 
 
-async def on_event(event: Event, store: Store, now: datetime, policy: Policy) -> None:
-    """The consumer's single entry: remember what the event tells, then notify."""
+async def on_event(
+    event: Event,
+    store: Store,
+    now: datetime,
+    policy: Policy,
+    correlation_id: str | None = None,
+) -> None:
+    """The consumer's single entry: remember what the event tells, then notify. The
+    correlation id of the request behind the event is kept in the record's meta, so the send is
+    logged under it too."""
     user_id = _recipient(event)
     if isinstance(event, UserRegistered):
         await store.save_contact(
@@ -221,6 +229,8 @@ async def on_event(event: Event, store: Store, now: datetime, policy: Policy) ->
         return
     kind, kept = ROUTES[type(event)]
     meta: dict[str, Any] = event.model_dump(mode="json", include=set(kept))
+    if correlation_id := correlation_id or event.correlation_id:
+        meta["correlation_id"] = correlation_id
     await queue(
         store,
         user_id=user_id,
