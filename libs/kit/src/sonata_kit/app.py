@@ -57,9 +57,18 @@ class BrokerMonitor:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.2
+            # `connection.closed()` resolves only on our own close(), never when the broker goes
+            # away; the close callbacks run on both.
+            lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def on_close(*_: object) -> None:
+                if not lost.done():
+                    lost.set_result(None)
+
+            connection.close_callbacks.add(on_close)
             self.problem = None
             try:
-                await connection.closed()
+                await lost
                 self.problem = "connection lost"
             finally:
                 with suppress(Exception):
