@@ -7,7 +7,9 @@ RUN := $(UV) run --frozen
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n",$$1,$$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "} \
+		{name[NR]=$$1; what[NR]=$$2; if (length($$1) > w) w=length($$1)} \
+		END{f = "  make %-" w "s  %s\n"; for (i=1; i<=NR; i++) printf f, name[i], what[i]}'
 
 .PHONY: uv
 uv:
@@ -76,6 +78,12 @@ bench-ws: install ## live sessions over the WebSocket: N learners at real speed,
 .PHONY: bench-db
 bench-db: install ## db read endpoints under load (500 requests/s, p95 target 20 ms); writes bench/results/db-load-<date>-<rate>rps.json
 	$(RUN) python -m bench.db_load $(BENCH_ARGS)
+
+.PHONY: bench-notifications
+bench-notifications: install ## 5,000 events with a broker restart mid-burst, each sent once; writes bench/results/notifications-burst-<date>.json
+	SONATA_NOTIFICATIONS_BURST=5000 \
+	SONATA_NOTIFICATIONS_BURST_JSON=bench/results/notifications-burst-$$(date -u +%F).json \
+	$(RUN) pytest tests/fleet/test_notifications_burst.py -q -s -o timeout=900 $(BENCH_ARGS)
 
 .PHONY: fmt
 fmt: install ## format and fix what ruff can

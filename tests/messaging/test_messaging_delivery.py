@@ -2,6 +2,8 @@
 crashes, poison messages, relay crashes and a broker outage."""
 
 import asyncio
+import os
+import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -252,20 +254,22 @@ async def test_poison_messages_land_once_in_the_dead_letter_queue_and_can_be_rep
         assert row is not None
         assert row["correlation_id"] == "req-from-http-42"
 
-        # The bug is fixed; the replay tool moves the dead letters back with their ids.
+        # The bug is fixed; `make dlq-replay` moves the dead letters back with their ids.
         broken["handler"] = False
+        make = shutil.which("make")
+        assert make, "make is not installed"
         replay = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sonata_messaging.dlq_replay",
-            service,
-            "--amqp-url",
-            amqp_url,
+            make,
+            "--no-print-directory",
+            "dlq-replay",
+            f"s={service}",
+            cwd=HERE.parents[1],
+            env={**os.environ, "AMQP_URL": amqp_url},
             stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await replay.communicate()
-        assert replay.returncode == 0
-        assert b"moved 4 message(s)" in out
+        assert replay.returncode == 0, out
+        assert f"moved 4 message(s) from {service}.dead to {service}".encode() in out
 
         async def explodes_applied() -> bool:
             return await db.effects.count_documents({"user_id": "explodes"}) == 1
