@@ -411,6 +411,23 @@ async def test_outbox_age_rises_while_the_broker_is_unreachable_then_rows_go_out
     assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in received)
 
 
+async def test_relay_retries_an_absent_broker_with_growing_pauses(
+    client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    service = f"backoff-{uid()}"
+    outbox = Outbox(client[f"backoff_{uid()}"], service)
+    unreachable = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    before = sample("sonata_events_publish_failed_total", service=service)
+    relay = OutboxRelay(outbox, unreachable, initial_backoff=0.05, max_backoff=0.4)
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(2.0)
+    await stop(task)
+    attempts = sample("sonata_events_publish_failed_total", service=service) - before
+    # Pauses of 0.05, 0.1, 0.2, then 0.4 s: about 7 tries in 2 s. A refused connection fails
+    # at once, so retrying without a pause makes hundreds, a fixed 0.05 s pause about 40.
+    assert 3 <= attempts <= 12, attempts
+
+
 async def test_after_commit_callbacks_run_once_committed_and_never_after_an_abort(
     client: AsyncMongoClient[dict[str, Any]],
 ) -> None:
