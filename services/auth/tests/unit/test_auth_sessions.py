@@ -77,6 +77,24 @@ async def test_login_is_rate_limited_per_account_whether_or_not_it_exists(world)
         await sessions.login(world.deps, "ghost@example.com", "whatever pw", "10.0.0.9")
 
 
+async def test_rate_limited_logins_are_in_the_audit_trail(world):
+    user_id = await _verified_user(world)
+    for email, ip in (("ada@example.com", "10.0.0.8"), ("ghost@example.com", "10.0.0.9")):
+        for _ in range(5):
+            with pytest.raises(InvalidCredentialsError):
+                await sessions.login(world.deps, email, "not the password", ip)
+        with pytest.raises(RateLimitedError):
+            await sessions.login(world.deps, email, "not the password", ip)
+    limited = [e for e in world.uow.store.audit if e.event == AuditEvent.LOGIN_RATE_LIMITED]
+    assert [(e.user_id, e.ip, e.detail) for e in limited] == [
+        (user_id, "10.0.0.8", {"email": "ada@example.com", "limited_by": "account"}),
+        (None, "10.0.0.9", {"email": "ghost@example.com", "limited_by": "account"}),
+    ]
+    # the account's own trail shows it
+    export = await accounts.export_account(world.deps, user_id)
+    assert "login_rate_limited" in [e["event"] for e in export["audit_log"]]
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_family(world):
     await _verified_user(world)
     first = await _login(world)

@@ -98,11 +98,37 @@ async def finish_login(
     return LoginResult(status=LoginStatus.OK, tokens=await token_pair(d, user, sid, refresh, now))
 
 
+async def _audit_rate_limited(d: Deps, email: str, ip: str | None, limited_by: str) -> None:
+    """A refused attempt lands on the account's trail when the address has one."""
+    now = d.clock.now()
+
+    async def record(tx: Tx) -> None:
+        user = await tx.users.get_by_email(email)
+        await audit(
+            tx,
+            AuditEvent.LOGIN_RATE_LIMITED,
+            user.id if user else None,
+            now,
+            ip,
+            email=email,
+            limited_by=limited_by,
+        )
+
+    await d.uow.run(record)
+
+
 async def login(d: Deps, email: str, password: str, ip: str | None) -> LoginResult:
     email = normalize_email(email)
     # Both buckets count every attempt, known account or not, so the limit reveals nothing.
-    await check_limit(d, f"login:ip:{ip}", d.policy.login_per_ip)
-    await check_limit(d, f"login:account:{email}", d.policy.login_per_account)
+    for bucket, key, limit in (
+        ("ip", ip, d.policy.login_per_ip),
+        ("account", email, d.policy.login_per_account),
+    ):
+        try:
+            await check_limit(d, f"login:{bucket}:{key}", limit)
+        except RateLimitedError:
+            await _audit_rate_limited(d, email, ip, bucket)
+            raise
 
     async def find(tx: Tx) -> User | None:
         return await tx.users.get_by_email(email)
