@@ -4,15 +4,16 @@ UTC day and folded into the business KPIs, readable by staff over REST and by Pr
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sonata_contracts import Event
 from sonata_contracts.ai_scoring import PerformanceScored, SessionStarted
 from sonata_contracts.auth import UserDeleted, UserRegistered
-from sonata_contracts.db import MasteryReached
+from sonata_contracts.db import MasteryReached, StreakChanged
 from sonata_contracts.notifications import NotificationFailed, NotificationSent
 from sonata_contracts.payment import CreditsChanged, PaymentFailed, SubscriptionChanged
 from sonata_testing import (
@@ -247,6 +248,60 @@ async def test_subscriptions_give_mrr_by_plan_over_rest_and_prometheus(
     metrics.start()
     async with httpx.AsyncClient(base_url=metrics.base_url) as http:
         await eventually(gauges_refreshed, "the restarted process to show the same figures")
+
+
+def learner(user: str, timezone: str) -> UserRegistered:
+    return UserRegistered(
+        user_id=user,
+        email=f"{user}@example.com",
+        display_name=user,
+        roles=["student"],
+        locale="en",
+        timezone=timezone,
+    )
+
+
+def warned(user: str, days: int, on_day: date) -> StreakChanged:
+    return StreakChanged(
+        user_id=user, days=days, previous_days=days, on_day=on_day, status="at_risk"
+    )
+
+
+async def test_a_streak_whose_warned_day_passed_in_the_learners_zone_is_not_running(
+    metrics: ServiceProcess, amqp_url: str
+) -> None:
+    """Two learners warned that their streak ends unless they play on the named local day:
+    that day is over in Kiritimati (UTC+14), and still today in Pago Pago (UTC-11)."""
+    now = datetime.now(UTC)
+    kai_yesterday = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date() - timedelta(days=1)
+    pago_today = now.astimezone(ZoneInfo("Pacific/Pago_Pago")).date()
+    await publish_events(
+        amqp_url,
+        [
+            learner("kai", "Pacific/Kiritimati"),
+            learner("pua", "Pacific/Pago_Pago"),
+            warned("kai", 30, kai_yesterday),
+            warned("pua", 6, pago_today),
+        ],
+    )
+    async with httpx.AsyncClient(base_url=metrics.base_url, headers=ADMIN) as http:
+
+        async def pua_counted() -> bool:
+            body = (await http.get("/v1/kpis/summary")).json()
+            return bool(body["streaks"]["at_risk"])
+
+        await eventually(pua_counted, "the streaks to be projected")
+        body = (await http.get("/v1/kpis/summary")).json()
+        assert body["streaks"] == {"active": 1, "at_risk": 1, "longest_days": 6}
+
+        async def gauges_show_it() -> bool:
+            exposed = (await http.get("/metrics")).text
+            return (
+                'sonata_kpi_streaks{state="active"} 1.0' in exposed
+                and "sonata_kpi_longest_streak_days 6.0" in exposed
+            )
+
+        await eventually(gauges_show_it, "the streak gauges to leave the ended streak out")
 
 
 async def test_only_staff_read_the_figures_and_bad_ranges_get_422(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sonata_contracts import Event
@@ -33,6 +33,7 @@ class MemoryStore:
         self.active: set[tuple[date, str]] = set()
         self.subs: dict[str, Subscription] = {}
         self.streak_rows: dict[str, Streak] = {}
+        self.zones: dict[str, str] = {}
 
     async def add(self, day: date, counts: Mapping[str, float]) -> None:
         row = self.days.setdefault(day, {})
@@ -56,9 +57,13 @@ class MemoryStore:
     async def save_streak(self, streak: Streak) -> None:
         self.streak_rows[streak.user_id] = streak
 
+    async def save_timezone(self, user_id: str, timezone: str) -> None:
+        self.zones[user_id] = timezone
+
     async def forget_user(self, user_id: str) -> None:
         self.active = {(d, "erased" if u == user_id else u) for d, u in self.active}
         self.streak_rows.pop(user_id, None)
+        self.zones.pop(user_id, None)
 
     async def counts(self, first: date, last: date) -> dict[date, dict[str, float]]:
         return {d: c for d, c in self.days.items() if first <= d <= last}
@@ -71,6 +76,9 @@ class MemoryStore:
 
     async def streaks(self) -> list[Streak]:
         return list(self.streak_rows.values())
+
+    async def timezones(self, user_ids: list[str]) -> dict[str, str]:
+        return {u: self.zones[u] for u in user_ids if u in self.zones}
 
 
 def scored(user: str, at: datetime, score: float, duration_s: float = 300) -> PerformanceScored:
@@ -172,7 +180,7 @@ async def test_mrr_follows_upgrades_and_cancellations_by_plan() -> None:
             sub("s2", "premium_monthly", "active", t + timedelta(hours=3), user="u2"),
         ],
     )
-    s = await summary(store, t.date(), PRICES)
+    s = await summary(store, t, PRICES)
     assert s.active_subscriptions == {"premium_yearly": 1, "premium_monthly": 1}
     assert s.mrr_cents == {"premium_yearly": 825.0, "premium_monthly": 999.0}
     assert s.total_mrr_cents == 1824.0
@@ -190,7 +198,7 @@ async def test_a_late_older_subscription_event_does_not_undo_a_newer_one() -> No
     for order in itertools.permutations(events):
         store = MemoryStore()
         await feed(store, list(order))
-        s = await summary(store, t.date(), PRICES)
+        s = await summary(store, t, PRICES)
         assert (s.active_subscriptions, s.mrr_cents) == ({}, {}), order
 
 
@@ -208,7 +216,7 @@ async def test_replaying_a_state_event_changes_nothing() -> None:
         occurred_at=MONDAY,
     )
     await feed(store, [change, streak, change, streak])
-    s = await summary(store, MONDAY.date(), PRICES)
+    s = await summary(store, MONDAY, PRICES)
     assert s.active_subscriptions == {"premium_monthly": 1}
     assert s.today.subscriptions_started == 1
     assert (s.streaks.active, s.streaks.longest_days) == (1, 4)
@@ -242,8 +250,9 @@ async def test_streaks_masteries_payment_failures_and_deliverability() -> None:
             streak("ana", 12, "extended", 0),
             streak("ben", 3, "extended", 0),
             streak("ben", 3, "at_risk", 5),
+            # cleo missed days; her take today restarted the streak at 1: running again
             streak("cleo", 9, "extended", 0),
-            streak("cleo", 0, "broken", 10),
+            streak("cleo", 1, "broken", 10),
             MasteryReached(user_id="ana", piece_id="p", threshold=0.9, occurred_at=MONDAY),
             PaymentFailed(
                 user_id="ben",
@@ -269,13 +278,83 @@ async def test_streaks_masteries_payment_failures_and_deliverability() -> None:
             sent("push"),
         ],
     )
-    s = await summary(store, MONDAY.date(), PRICES)
-    assert (s.streaks.active, s.streaks.at_risk, s.streaks.longest_days) == (2, 1, 12)
+    s = await summary(store, MONDAY, PRICES)
+    assert (s.streaks.active, s.streaks.at_risk, s.streaks.longest_days) == (3, 1, 12)
     assert (s.today.masteries, s.today.payment_failures) == (1, 1)
     email = s.today.notifications["email"]
     assert (email.sent, email.failed, email.delivery_rate) == (3, 1, 0.75)
     assert s.today.notifications["push"].delivery_rate == 1.0
     assert s.today.notifications["sms"].delivery_rate is None
+
+
+def registered(user: str, timezone: str) -> UserRegistered:
+    return UserRegistered(
+        user_id=user,
+        email=f"{user}@example.com",
+        display_name=user,
+        roles=["student"],
+        locale="en",
+        timezone=timezone,
+        occurred_at=MONDAY - timedelta(days=30),
+    )
+
+
+def streak_event(user: str, days: int, status: str, on_day: date, at: datetime) -> StreakChanged:
+    return StreakChanged(
+        user_id=user,
+        days=days,
+        previous_days=days if status == "at_risk" else days - 1,
+        on_day=on_day,
+        status=status,
+        occurred_at=at,
+    )
+
+
+async def test_a_streak_nobody_continues_expires_on_the_learners_own_calendar() -> None:
+    """db announces a streak's end only when the learner plays again; metrics must let it
+    go when the at-risk day passes in the learner's zone (or, unwarned, once no rest days
+    could bridge the gap), not keep it running forever."""
+    tue = date(2031, 3, 4)
+    store = MemoryStore()
+    await feed(
+        store,
+        [
+            registered("ana", "UTC"),
+            registered("kai", "Pacific/Kiritimati"),  # UTC+14
+            registered("lee", "America/Los_Angeles"),  # UTC-8 in March 2031
+            registered("nina", "UTC"),
+            # each practised Monday (their day), then was warned on Tuesday evening, local
+            streak_event("ana", 5, "extended", MONDAY.date(), MONDAY),
+            streak_event("ana", 5, "at_risk", tue, datetime(2031, 3, 4, 18, 30, tzinfo=UTC)),
+            streak_event("kai", 8, "extended", MONDAY.date(), MONDAY - timedelta(hours=10)),
+            streak_event("kai", 8, "at_risk", tue, datetime(2031, 3, 4, 4, 30, tzinfo=UTC)),
+            streak_event("lee", 3, "extended", MONDAY.date(), MONDAY + timedelta(hours=8)),
+            streak_event("lee", 3, "at_risk", tue, datetime(2031, 3, 5, 2, 30, tzinfo=UTC)),
+            # nina was warned, then played that evening: her streak goes on
+            streak_event("nina", 2, "at_risk", tue, datetime(2031, 3, 4, 18, 0, tzinfo=UTC)),
+            streak_event("nina", 3, "extended", tue, datetime(2031, 3, 4, 20, 0, tzinfo=UTC)),
+            # mo is not known to auth's events and was never warned
+            streak_event("mo", 4, "extended", MONDAY.date(), MONDAY),
+        ],
+    )
+
+    async def running(now: datetime) -> tuple[int, int, int]:
+        f = (await summary(store, now, PRICES)).streaks
+        return f.active, f.at_risk, f.longest_days
+
+    # Tuesday 11:00 UTC: Wednesday already in Kiritimati, so kai's at-risk day has passed
+    assert await running(datetime(2031, 3, 4, 11, 0, tzinfo=UTC)) == (4, 2, 5)
+    # Tuesday 23:00 UTC: ana and lee still have their Tuesday to play
+    assert await running(datetime(2031, 3, 4, 23, 0, tzinfo=UTC)) == (4, 2, 5)
+    # Wednesday 06:00 UTC: ana's Tuesday is over; Los Angeles is still on Tuesday evening
+    assert await running(datetime(2031, 3, 5, 6, 0, tzinfo=UTC)) == (3, 1, 4)
+    # Wednesday 09:00 UTC: Tuesday is over in Los Angeles too
+    assert await running(datetime(2031, 3, 5, 9, 0, tzinfo=UTC)) == (2, 0, 4)
+    # unwarned, mo's streak may still be bridged by rest days 13 days after his last take
+    # (his zone unknown: the latest midnight, UTC-12), never 14 days after
+    day_13 = datetime.combine(MONDAY.date() + timedelta(days=14), time(11, 0), UTC)
+    assert await running(day_13) == (2, 0, 4)
+    assert await running(day_13 + timedelta(hours=2)) == (1, 0, 3)
 
 
 async def test_a_deleted_learner_stays_counted_but_unlinked() -> None:
@@ -298,7 +377,7 @@ async def test_a_deleted_learner_stays_counted_but_unlinked() -> None:
     (day,) = await daily(store, MONDAY.date(), MONDAY.date())
     assert (day.active_learners, day.deletions) == (1, 1)
     assert all(user != "ana" for _, user in store.active)
-    assert (await summary(store, MONDAY.date(), PRICES)).streaks.active == 0
+    assert (await summary(store, MONDAY, PRICES)).streaks.active == 0
 
 
 @pytest.mark.parametrize(

@@ -66,11 +66,23 @@ class StreakState(Document):
     id: str  # type: ignore[assignment]
     days: int
     status: str
+    on_day: str  # YYYY-MM-DD, the learner's local day the event is about
     as_of: datetime
     event_id: str
 
     class Settings:
         name = "streaks"
+
+
+class LearnerZone(Document):
+    """A learner's timezone (`_id` = the user id) from auth's signup event: the calendar in
+    which their streak's days pass."""
+
+    id: str  # type: ignore[assignment]
+    timezone: str
+
+    class Settings:
+        name = "learner_zones"
 
 
 DOCUMENTS: list[type[Document]] = [
@@ -79,4 +91,5 @@ DOCUMENTS: list[type[Document]] = [
     LearnerDay,
     SubscriptionState,
     StreakState,
+    LearnerZone,
 ]

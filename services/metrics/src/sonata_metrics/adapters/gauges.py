@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from prometheus_client import Gauge
 from pymongo.errors import PyMongoError
@@ -94,19 +94,19 @@ def _labels(gauge: Gauge) -> set[str]:
     }
 
 
-def utc_today() -> date:
-    return datetime.now(UTC).date()
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def refresh_forever(
     reader: KpiReader,
     prices: Mapping[str, PlanPrice],
     interval_s: float,
-    today: Callable[[], date] = utc_today,
+    clock: Callable[[], datetime] = utc_now,
 ) -> None:
     while True:
         try:
-            publish(await summary(reader, today(), prices))
+            publish(await summary(reader, clock(), prices))
         except PyMongoError as exc:
             log.warning("cannot refresh the KPI gauges: %s", exc)
         except Exception:

@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from sonata_metrics.adapters.documents import (
     DailyKpis,
     LearnerDay,
+    LearnerZone,
     StreakState,
     SubscriptionState,
 )
@@ -66,9 +67,20 @@ class MongoKpiWriter:
     async def save_streak(self, s: Streak) -> None:
         await StreakState.get_pymongo_collection().replace_one(
             {"_id": s.user_id},
-            {"days": s.days, "status": s.status, "as_of": s.as_of, "event_id": s.event_id},
+            {
+                "days": s.days,
+                "status": s.status,
+                "on_day": s.on_day.isoformat(),
+                "as_of": s.as_of,
+                "event_id": s.event_id,
+            },
             upsert=True,
             session=self.session,
+        )
+
+    async def save_timezone(self, user_id: str, timezone: str) -> None:
+        await LearnerZone.get_pymongo_collection().replace_one(
+            {"_id": user_id}, {"timezone": timezone}, upsert=True, session=self.session
         )
 
     async def forget_user(self, user_id: str) -> None:
@@ -77,9 +89,8 @@ class MongoKpiWriter:
             await rows.get_pymongo_collection().update_many(
                 {"user_id": user_id}, {"$set": {"user_id": pseudonym}}, session=self.session
             )
-        await StreakState.get_pymongo_collection().delete_one(
-            {"_id": user_id}, session=self.session
-        )
+        for row in (StreakState, LearnerZone):
+            await row.get_pymongo_collection().delete_one({"_id": user_id}, session=self.session)
 
 
 class MongoKpiReader:
@@ -104,6 +115,10 @@ class MongoKpiReader:
         rows = StreakState.get_pymongo_collection().find({})
         return [_streak(r) async for r in rows]
 
+    async def timezones(self, user_ids: list[str]) -> dict[str, str]:
+        rows = LearnerZone.get_pymongo_collection().find({"_id": {"$in": user_ids}})
+        return {r["_id"]: r["timezone"] async for r in rows}
+
 
 def _subscription(row: Mapping[str, Any]) -> Subscription:
     return Subscription(
@@ -117,4 +132,11 @@ def _subscription(row: Mapping[str, Any]) -> Subscription:
 
 
 def _streak(row: Mapping[str, Any]) -> Streak:
-    return Streak(row["_id"], row["days"], row["status"], row["as_of"], row["event_id"])
+    return Streak(
+        user_id=row["_id"],
+        days=row["days"],
+        status=row["status"],
+        on_day=date.fromisoformat(row["on_day"]),
+        as_of=row["as_of"],
+        event_id=row["event_id"],
+    )

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sonata_contracts import Event
 from sonata_contracts.ai_scoring import PerformanceScored, SessionStarted
@@ -21,6 +22,11 @@ LIVE_STATUSES = frozenset({"trialing", "active", "past_due"})
 PAYING_STATUSES = frozenset({"active", "past_due"})
 WEEK_DAYS = 7
 MAX_RANGE_DAYS = 366
+# db forgives at most 6 missed days per ISO week, so a running streak was practised within the
+# last 13 days (db's own bound); past that it has ended even if no warning was heard.
+MAX_STREAK_GAP_DAYS = 13
+# The zone whose calendar day ends last (UTC-12), for a learner whose zone is not known.
+LATEST_ZONE = "Etc/GMT+12"
 
 
 def day_of(moment: datetime) -> date:
@@ -157,18 +163,38 @@ def mrr_by_plan(
 
 @dataclass(frozen=True)
 class Streak:
+    """A learner's streak as db last announced it. ``on_day`` is the learner's local day:
+    the day practised (``extended``, or ``broken`` and restarted at ``days``), or the day not
+    yet practised whose miss ends the streak (``at_risk``)."""
+
     user_id: str
     days: int
     status: str  # extended | broken | at_risk
+    on_day: date
     as_of: datetime
     event_id: str
 
-    @property
-    def active(self) -> bool:
-        return self.days > 0 and self.status != "broken"
+    def running(self, today: date) -> bool:
+        """Still running on the learner's local ``today``: db announces a streak's end only
+        when the learner plays again, so a streak nobody continued expires here."""
+        if self.days <= 0:
+            return False
+        if self.status == "at_risk":
+            return today <= self.on_day
+        return (today - self.on_day).days <= MAX_STREAK_GAP_DAYS
 
     def supersedes(self, other: Streak | None) -> bool:
         return other is None or (self.as_of, self.event_id) > (other.as_of, other.event_id)
+
+
+def local_day(now: datetime, timezone: str | None) -> date:
+    """The calendar day at ``now`` in the learner's zone; an unknown zone counts as the one
+    whose day ends last, so a streak is never cut before its learner's midnight."""
+    try:
+        zone = ZoneInfo(timezone or LATEST_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo(LATEST_ZONE)
+    return now.astimezone(zone).date()
 
 
 @dataclass(frozen=True)
@@ -178,8 +204,11 @@ class StreakFigures:
     longest_days: int
 
 
-def streak_figures(streaks: Iterable[Streak]) -> StreakFigures:
-    live = [s for s in streaks if s.active]
+def streak_figures(
+    streaks: Iterable[Streak], now: datetime, timezones: Mapping[str, str]
+) -> StreakFigures:
+    """Running streaks at ``now``, each judged on its learner's own calendar day."""
+    live = [s for s in streaks if s.running(local_day(now, timezones.get(s.user_id)))]
     return StreakFigures(
         active=len(live),
         at_risk=sum(1 for s in live if s.status == "at_risk"),

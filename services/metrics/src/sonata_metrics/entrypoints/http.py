@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sonata_kit import Principal, Unprocessable, require_roles
 
-from sonata_metrics.adapters.gauges import utc_today
+from sonata_metrics.adapters.gauges import utc_now
 from sonata_metrics.adapters.rollups import counts_for
 from sonata_metrics.adapters.store import MongoKpiReader
 from sonata_metrics.domain.kpis import DayRollup
@@ -108,7 +108,7 @@ async def kpi_summary(_: Staff, request: Request) -> SummaryOut:
     """Today (UTC): active learners (day and week), today's counts, live subscriptions and
     MRR by plan, running streaks."""
     settings: MetricsSettings = request.app.state.settings
-    s = await queries.summary(MongoKpiReader(), utc_today(), settings.plan_prices)
+    s = await queries.summary(MongoKpiReader(), utc_now(), settings.plan_prices)
     return SummaryOut(
         today=DayOut.of(s.today),
         active_subscriptions=s.active_subscriptions,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sonata_contracts import Event
-from sonata_contracts.auth import UserDeleted
+from sonata_contracts.auth import UserDeleted, UserRegistered
 from sonata_contracts.db import StreakChanged
 from sonata_contracts.payment import SubscriptionChanged
 
@@ -32,9 +32,18 @@ async def project(event: Event, store: KpiWriter) -> None:
     if isinstance(event, SubscriptionChanged):
         counts |= await _subscription(event, store)
     elif isinstance(event, StreakChanged):
-        streak = Streak(event.user_id, event.days, event.status, event.occurred_at, str(event.id))
+        streak = Streak(
+            event.user_id,
+            event.days,
+            event.status,
+            event.on_day,
+            event.occurred_at,
+            str(event.id),
+        )
         if streak.supersedes(await store.streak(event.user_id)):
             await store.save_streak(streak)
+    elif isinstance(event, UserRegistered):
+        await store.save_timezone(event.user_id, event.timezone)
     elif isinstance(event, UserDeleted):
         await store.forget_user(event.user_id)
     if counts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sonata_metrics.domain.kpis import (
     DayRollup,
@@ -46,12 +46,16 @@ class Summary:
         return round(sum(self.mrr_cents.values()), 2)
 
 
-async def summary(reader: KpiReader, today: date, prices: Mapping[str, PlanPrice]) -> Summary:
+async def summary(reader: KpiReader, now: datetime, prices: Mapping[str, PlanPrice]) -> Summary:
+    """The figures at ``now``: its UTC day's rollup, and streaks on each learner's own day."""
+    today = now.astimezone(UTC).date()
     (day,) = await daily(reader, today, today)
     subscriptions = await reader.subscriptions()
+    streaks = await reader.streaks()
+    zones = await reader.timezones([s.user_id for s in streaks])
     return Summary(
         today=day,
         active_subscriptions=active_by_plan(subscriptions),
         mrr_cents=mrr_by_plan(subscriptions, prices),
-        streaks=streak_figures(await reader.streaks()),
+        streaks=streak_figures(streaks, now, zones),
     )
