@@ -1,4 +1,5 @@
-"""Events per name per UTC day, updated in the consumer's transaction."""
+"""Events per name per UTC day, updated in the consumer's transaction; the Prometheus counter
+follows once that transaction commits."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from sonata_metrics.adapters.documents import DailyEventCount
 from sonata_metrics.domain.kpis import day_of
 
 DOMAIN_EVENTS = Counter(
-    "sonata_domain_events_total", "Domain events seen on the bus, by name.", ["event"]
+    "sonata_domain_events_total",
+    "Domain events counted into the KPIs (once committed), by name.",
+    ["event"],
 )
 
 
@@ -21,7 +24,9 @@ async def count_event(event: Event, tx: Transaction) -> None:
         upsert=True,
         session=tx.session,
     )
-    DOMAIN_EVENTS.labels(event.NAME).inc()
+    # Counted once the transaction commits: a rolled-back or retried handler counts nothing.
+    counter = DOMAIN_EVENTS.labels(event.NAME)
+    tx.after_commit(counter.inc)
 
 
 async def counts_for(day: str) -> dict[str, int]:
