@@ -1,11 +1,7 @@
 """Domain events over RabbitMQ: topology, transactional outbox and relay, consumer with inbox."""
 
 from sonata_messaging.consumer import Consumer, Handler, HandlerSpec, on
-from sonata_messaging.correlation import (
-    correlation_scope,
-    get_correlation_id,
-    set_correlation_id,
-)
+from sonata_messaging.correlation import correlation_scope, get_correlation_id
 from sonata_messaging.outbox import Outbox
 from sonata_messaging.relay import OutboxRelay
 from sonata_messaging.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, declare_topology
@@ -25,5 +21,4 @@ __all__ = [
     "get_correlation_id",
     "on",
     "run_in_transaction",
-    "set_correlation_id",
 ]

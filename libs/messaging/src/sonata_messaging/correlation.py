@@ -13,10 +13,6 @@ def get_correlation_id() -> str | None:
     return _correlation_id.get()
 
 
-def set_correlation_id(value: str | None) -> None:
-    _correlation_id.set(value)
-
-
 @contextmanager
 def correlation_scope(value: str | None) -> Iterator[None]:
     token = _correlation_id.set(value)
