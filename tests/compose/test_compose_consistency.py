@@ -310,6 +310,29 @@ def test_each_service_starts_from_the_compose_environment(
             assert not is_placeholder(value.get_secret_value()), name
 
 
+@pytest.mark.parametrize("svc", SERVICES, ids=IDS)
+def test_each_service_refuses_a_placeholder_in_any_of_its_secrets(
+    svc: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = settings_class(svc)
+    secrets = [
+        var
+        for var, name in env_names(cls).items()
+        if "SecretStr" in str(cls.model_fields[name].annotation)
+    ]
+    dotenv = filled_env_example()
+    settings_from_compose(svc, dotenv, monkeypatch)  # builds as filled in
+    for var in secrets:
+        with monkeypatch.context() as m:
+            m.setenv(var, "changeme")
+            with pytest.raises(ValueError, match=var):
+                cls()
+    with monkeypatch.context() as m:
+        m.setenv("AMQP_URL", "amqp://guest:guest@rabbitmq:5672/")
+        with pytest.raises(ValueError, match="AMQP_URL"):
+            cls()
+
+
 def test_compose_configures_oauth_login_for_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = next(s for s in SERVICES if s.name == "auth")
     providers = (
@@ -328,3 +351,9 @@ def test_compose_configures_oauth_login_for_auth(monkeypatch: pytest.MonkeyPatch
     assert settings.google_client_secret.get_secret_value() == "google-secret-8a7b6c"
     off: Any = settings_from_compose(auth, filled_env_example(), monkeypatch)
     assert (off.oidc_providers, off.google_client_id, off.google_client_secret) == ([], None, None)
+    # a provider's secret left as in an example is refused like any other secret
+    placeholder = dotenv | {
+        "OIDC_PROVIDERS": providers.replace("oidc-secret-5d4c3b2a", "CHANGE_ME")
+    }
+    with pytest.raises(ValueError, match=r"OIDC_PROVIDERS\[0\]\.CLIENT_SECRET"):
+        settings_from_compose(auth, placeholder, monkeypatch)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal, Self
+from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password"})
+# "guest" is RabbitMQ's built-in account, the default AMQP_URL's password.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "change_me", "changeme", "secret", "password", "guest"}
+)
 
 
 class PlaceholderSecretError(ValueError):
@@ -17,6 +22,38 @@ class PlaceholderSecretError(ValueError):
 def is_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
     return lowered in PLACEHOLDER_SECRETS or lowered.startswith("dev-")
+
+
+def url_password(value: str) -> str | None:
+    """The password in a URL's user info (``amqp://user:pw@host/``), if it has one."""
+    if "://" not in value:
+        return None
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return None
+    return None if password is None else unquote(password)
+
+
+def _placeholders(name: str, value: object) -> Iterator[str]:
+    """Names of the placeholder secrets in ``value``: secret strings, passwords in URLs, and
+    both inside nested models, lists and mappings (``OIDC_PROVIDERS[0].CLIENT_SECRET``)."""
+    if isinstance(value, SecretStr):
+        if is_placeholder(value.get_secret_value()):
+            yield name
+    elif isinstance(value, str):
+        password = url_password(value)
+        if password is not None and is_placeholder(password):
+            yield f"{name} (password in the URL)"
+    elif isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from _placeholders(f"{name}.{field.upper()}", getattr(value, field))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _placeholders(f"{name}[{i}]", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _placeholders(f"{name}[{key}]", item)
 
 
 class ServiceSettings(BaseSettings):
@@ -45,10 +82,9 @@ class ServiceSettings(BaseSettings):
         if self.environment in ("development", "test"):
             return self
         bad = [
-            name.upper()
+            found
             for name in type(self).model_fields
-            if isinstance(value := getattr(self, name), SecretStr)
-            and is_placeholder(value.get_secret_value())
+            for found in _placeholders(name.upper(), getattr(self, name))
         ]
         if bad:
             raise PlaceholderSecretError(
