@@ -61,7 +61,8 @@ class BrokerMonitor:
             # away; the close callbacks run on both.
             lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-            def on_close(*_: object) -> None:
+            # `lost` bound now: a late callback of this connection must not end the next one.
+            def on_close(*_: object, lost: asyncio.Future[None] = lost) -> None:
                 if not lost.done():
                     lost.set_result(None)
 
