@@ -2,15 +2,20 @@
 
 The processes come from the same plan and process manager (honcho over the Procfile it
 writes); only the ports (free ones), SecantusDB and the RabbitMQ vhost are the test's own.
+Mail goes to the run's own SMTP sink, which keeps each message under var/mail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import re
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -142,3 +147,43 @@ async def test_websocket_upgrade_through_the_gateway_reaches_ai_scoring(fleet: C
     # an unreachable upstream is nginx's 502: the same answer as direct means it got through.
     assert via == direct
     assert via not in ("refused 404", "refused 502", "refused 400")
+
+
+def _kept_mail(folder: Path) -> list[EmailMessage]:
+    found = []
+    for path in sorted(folder.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        found.append(msg)
+    return found
+
+
+def test_signup_mail_lands_in_var_mail_and_its_link_verifies(
+    fleet: Config, client: httpx.Client
+) -> None:
+    auth = fleet.gateway_url(SERVICES[0])
+    address = f"fleet-{uuid.uuid4().hex[:8]}@example.org"
+    password = "correct horse battery staple"
+    r = client.post(
+        f"{auth}/v1/signup",
+        json={"email": address, "password": password, "display_name": "Clara"},
+    )
+    assert r.status_code == 202, r.text
+    # the verification email, as notifications sent it to the sink `make run` starts
+    deadline = time.monotonic() + 60
+    while True:
+        found = _kept_mail(fleet.mail_dir)
+        mine = [m for m in found if str(m["To"]) == address and "Confirm" in str(m["Subject"])]
+        if mine:
+            break
+        assert time.monotonic() < deadline, [str(m["Subject"]) for m in found]
+        time.sleep(0.2)
+    text = mine[0].get_body(preferencelist=("plain",))
+    assert text is not None
+    link = re.search(r"https?://\S+verify-email\?token=\S+", text.get_content())
+    assert link is not None, text.get_content()
+    token = httpx.URL(link.group(0)).params["token"]
+    r = client.post(f"{auth}/v1/email/verify", json={"token": token})
+    assert r.status_code == 200, r.text
+    r = client.post(f"{auth}/v1/login", json={"email": address, "password": password})
+    assert r.status_code == 200, r.text

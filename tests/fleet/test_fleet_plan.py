@@ -1,11 +1,18 @@
 """The plan `make run` follows: ports from the environment, refusals, and a Procfile the shell
-reads back exactly, whatever characters the settings hold."""
+reads back exactly, whatever characters the settings hold; the SMTP sink it runs unless
+SMTP_HOST names a real server, started from the plan and keeping each message in var/mail."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import shlex
+import signal
+import smtplib
 import subprocess
 import sys
+import time
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -13,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
-from sonata_local.plan import SERVICES, Config, PlanError  # noqa: E402
+from sonata_local.plan import SERVICES, Config, PlanError, service  # noqa: E402
+from sonata_testing import free_port  # noqa: E402
 
 
 def plan(**environ: str) -> Config:
@@ -57,6 +65,9 @@ def test_ports_move_with_the_sonata_variables() -> None:
         ({"SONATA_DB_PORT": "eighty"}, "SONATA_DB_PORT"),
         ({"SONATA_GATEWAY_PORT": "70000"}, "SONATA_GATEWAY_PORT"),
         ({"SONATA_DB_PORT": "8001"}, "same port"),
+        ({"SONATA_MAIL_PORT": "8004"}, "same port"),
+        ({"SONATA_MAIL_PORT": "smtp"}, "SONATA_MAIL_PORT"),
+        ({"SMTP_HOST": "mail.example.org", "SMTP_PORT": "0"}, "SMTP_PORT"),
         ({"AMQP_URL": "http://127.0.0.1:5672/"}, "AMQP_URL"),
     ],
 )
@@ -68,7 +79,88 @@ def test_unusable_settings_are_refused_with_their_name(environ: dict[str, str], 
 def test_without_nginx_services_keep_their_own_root() -> None:
     cfg = Config.from_environ({}, root=ROOT, python=sys.executable, nginx=None, prometheus=None)
     assert "ROOT_PATH" not in cfg.service_env(SERVICES[0])
-    assert [name for name, _, _ in cfg.processes()] == [s.name for s in SERVICES]
+    assert [name for name, _, _ in cfg.processes()] == [*(s.name for s in SERVICES), "mail"]
+
+
+def test_notifications_mails_the_sink_that_keeps_messages_under_var() -> None:
+    cfg = plan(SONATA_VAR_DIR="/srv/sonata-var")
+    assert cfg.mail_dir == Path("/srv/sonata-var/mail")
+    env = cfg.service_env(service("notifications"))
+    assert (env["SMTP_HOST"], env["SMTP_PORT"]) == ("127.0.0.1", "1025")
+    procs = {name: (argv, penv) for name, argv, penv in cfg.processes()}
+    argv, penv = procs["mail"]
+    assert argv[1:3] == ["-m", "sonata_local.mailsink"]
+    assert argv[argv.index("--port") + 1] == "1025"
+    assert argv[argv.index("--dir") + 1] == "/srv/sonata-var/mail"
+    assert penv["PYTHONPATH"] == str(ROOT / "deploy" / "local")
+    # no other service is handed an SMTP server
+    assert all("SMTP_HOST" not in cfg.service_env(s) for s in SERVICES if s.name != "notifications")
+
+    moved = plan(SONATA_MAIL_PORT="2525")
+    assert moved.service_env(service("notifications"))["SMTP_PORT"] == "2525"
+    moved_argv = next(argv for name, argv, _ in moved.processes() if name == "mail")
+    assert moved_argv[moved_argv.index("--port") + 1] == "2525"
+
+
+def test_a_real_smtp_server_in_the_environment_replaces_the_sink() -> None:
+    cfg = plan(SMTP_HOST="mail.example.org", SMTP_PORT="587")
+    assert "mail" not in [name for name, _, _ in cfg.processes()]
+    env = cfg.service_env(service("notifications"))
+    assert (env["SMTP_HOST"], env["SMTP_PORT"]) == ("mail.example.org", "587")
+    # without SMTP_PORT the service keeps its own default; 1025 is then free for anything
+    bare = plan(SMTP_HOST="mail.example.org", SONATA_AUTH_PORT="1025")
+    assert "SMTP_PORT" not in bare.service_env(service("notifications"))
+
+
+def _message(to: str, subject: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Sonata <no-reply@sonata.local>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(f"Hello {to}: https://sonata.example/verify-email?token=abc\n")
+    msg.add_alternative("<p>Grüße</p>", subtype="html")
+    return msg
+
+
+def test_the_planned_sink_process_keeps_every_message_as_an_eml_file(tmp_path: Path) -> None:
+    cfg = plan(SONATA_VAR_DIR=str(tmp_path), SONATA_MAIL_PORT=str(free_port()))
+    _, argv, env = next(p for p in cfg.processes() if p[0] == "mail")
+    proc = subprocess.Popen(
+        argv, env={"PATH": "/usr/bin:/bin", **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                smtp = smtplib.SMTP(cfg.host, cfg.mail_port, timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[0].decode()
+                assert time.monotonic() < deadline, "the sink did not listen within 20 s"
+                time.sleep(0.1)
+        with smtp:
+            for n in range(3):
+                smtp.send_message(_message(f"learner{n}@example.org", f"message {n}"))
+        files = sorted(cfg.mail_dir.glob("*.eml"))
+        assert len(files) == 3, [f.name for f in cfg.mail_dir.iterdir()]
+        kept = [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files
+        ]
+        # in the order they arrived, whole (both parts, the accents intact)
+        assert [str(m["Subject"]) for m in kept] == ["message 0", "message 1", "message 2"]
+        assert str(kept[1]["To"]) == "learner1@example.org"
+        assert isinstance(kept[2], EmailMessage)
+        html = kept[2].get_body(preferencelist=("html",))
+        assert html is not None
+        assert "Grüße" in html.get_content()
+        assert not list(cfg.mail_dir.glob(".*")), "a partial file was left behind"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=10)[0].decode()
+    # honcho stops it with SIGTERM: a clean exit, no traceback
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert str(cfg.mail_dir) in out
 
 
 def test_the_shell_reads_each_procfile_line_back_exactly() -> None:

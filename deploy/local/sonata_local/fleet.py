@@ -129,6 +129,8 @@ class Fleet:
             wanted["SecantusDB"] = cfg.mongo_port
         if cfg.prometheus:
             wanted["prometheus"] = cfg.prometheus_port
+        if cfg.mail_sink:
+            wanted["mail sink"] = cfg.mail_port
         busy = [f"{name} :{port}" for name, port in wanted.items() if port_in_use(cfg.host, port)]
         if busy:
             raise FleetError(
@@ -143,6 +145,8 @@ class Fleet:
         cfg.procfile_path.write_text(cfg.procfile())
         # honcho reads ./.env by default; the fleet's environment is all in the Procfile
         (cfg.var_dir / "honcho.env").write_text("")
+        if cfg.mail_sink:
+            cfg.mail_dir.mkdir(parents=True, exist_ok=True)
         if cfg.gateway:
             (cfg.nginx_dir / "tmp").mkdir(parents=True, exist_ok=True)
             (cfg.nginx_dir / "nginx.conf").write_text(render_local_nginx(cfg))
@@ -307,6 +311,14 @@ def url_table(cfg: Config, status: Mapping[str, int | None] | None = None) -> st
         ws = f"ws://{cfg.host}:{cfg.gateway_port}/ws/"
         lines.append(f"gateway: {cfg.gateway_base}/api/<service>/...   WebSocket: {ws}")
     lines.append(f"MongoDB (SecantusDB): {cfg.mongo_url}   RabbitMQ: {_safe(cfg.amqp_url)}")
+    if cfg.mail_sink:
+        lines.append(
+            f"Mail: every message sent is kept in {cfg.mail_dir}/ (*.eml; SMTP sink on "
+            f"{cfg.host}:{cfg.mail_port}; set SMTP_HOST to use a real server)"
+        )
+    else:
+        port = cfg.external_smtp_port or "the service's default port"
+        lines.append(f"Mail: sent through SMTP_HOST={cfg.external_smtp} ({port})")
     if cfg.prometheus:
         lines.append(f"Prometheus: http://{cfg.host}:{cfg.prometheus_port}/")
     if status is not None:

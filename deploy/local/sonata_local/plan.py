@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 CONTAINER_PORT = 8000
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+MAIL_SERVICE = "notifications"
 WS_SERVICE = "ai-scoring"
 
 
@@ -87,6 +88,9 @@ class Config:
     gateway_port: int
     mongo_port: int
     prometheus_port: int
+    mail_port: int
+    external_smtp: str | None
+    external_smtp_port: int | None
     external_mongo_url: str | None
     amqp_url: str
     environment: str
@@ -106,6 +110,7 @@ class Config:
         prometheus: str | None,
     ) -> Config:
         var = environ.get("SONATA_VAR_DIR", "").strip()
+        smtp_host = environ.get("SMTP_HOST", "").strip()
         ports = {s.name: _port(environ, f"SONATA_{s.env_key}_PORT", s.port) for s in SERVICES}
         cfg = cls(
             root=root,
@@ -115,6 +120,10 @@ class Config:
             gateway_port=_port(environ, "SONATA_GATEWAY_PORT", 8080),
             mongo_port=_port(environ, "SONATA_MONGO_PORT", 27017),
             prometheus_port=_port(environ, "SONATA_PROMETHEUS_PORT", 9090),
+            mail_port=_port(environ, "SONATA_MAIL_PORT", 1025),
+            # a real server named in the environment replaces the sink
+            external_smtp=smtp_host or None,
+            external_smtp_port=(_port(environ, "SMTP_PORT", 0) or None) if smtp_host else None,
             external_mongo_url=environ.get("MONGODB_URL") or None,
             amqp_url=environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
             environment=environ.get("ENVIRONMENT") or "development",
@@ -131,6 +140,8 @@ class Config:
             used.append(self.mongo_port)
         if self.prometheus:
             used.append(self.prometheus_port)
+        if self.mail_sink:
+            used.append(self.mail_port)
         if len(set(used)) != len(used):
             raise PlanError(f"two parts of the fleet were given the same port: {sorted(used)}")
         amqp = urlsplit(self.amqp_url)
@@ -149,6 +160,26 @@ class Config:
     @property
     def prometheus_dir(self) -> Path:
         return self.var_dir / "prometheus"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the SMTP sink keeps every message, one .eml file each."""
+        return self.var_dir / "mail"
+
+    @property
+    def mail_sink(self) -> bool:
+        """True unless SMTP_HOST names a real server: then mail goes there and no sink runs."""
+        return self.external_smtp is None
+
+    def smtp_env(self) -> dict[str, str]:
+        """notifications' SMTP_HOST/SMTP_PORT; the port of a real server only when given
+        (otherwise the service's default). Credentials stay in the inherited environment."""
+        if self.external_smtp is None:
+            return {"SMTP_HOST": self.host, "SMTP_PORT": str(self.mail_port)}
+        env = {"SMTP_HOST": self.external_smtp}
+        if self.external_smtp_port is not None:
+            env["SMTP_PORT"] = str(self.external_smtp_port)
+        return env
 
     @property
     def procfile_path(self) -> Path:
@@ -184,6 +215,8 @@ class Config:
             "AMQP_URL": self.amqp_url,
             "AUTH_JWKS_URL": f"{self.direct_url(service('auth'))}/.well-known/jwks.json",
         }
+        if svc.name == MAIL_SERVICE:
+            env |= self.smtp_env()
         if self.gateway:
             # The docs page links the OpenAPI document under this prefix; requests that
             # arrive directly still route, as the prefix is stripped only when present.
@@ -227,9 +260,27 @@ class Config:
             f"--web.listen-address={self.host}:{self.prometheus_port}",
         ]
 
+    def mail_sink_argv(self) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "sonata_local.mailsink",
+            "--host",
+            self.host,
+            "--port",
+            str(self.mail_port),
+            "--dir",
+            str(self.mail_dir),
+        ]
+
+    def mail_sink_env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.root / "deploy" / "local")}
+
     def processes(self) -> list[tuple[str, list[str], dict[str, str]]]:
         """(name, argv, env) of every process the process manager runs, services first."""
         procs = [(s.name, self.service_argv(s), self.service_env(s)) for s in SERVICES]
+        if self.mail_sink:
+            procs.append(("mail", self.mail_sink_argv(), self.mail_sink_env()))
         if self.nginx is not None:
             procs.append(("gateway", self.gateway_argv(), {}))
         if self.prometheus is not None:
