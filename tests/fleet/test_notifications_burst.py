@@ -1,7 +1,8 @@
 """A burst of events with a broker restart in the middle: every notification is sent exactly
 once. `make test` runs 600 events to stay in its time budget on a shared two-core machine;
 `SONATA_NOTIFICATIONS_BURST=5000` runs the full burst (7 minutes there under load, so also pass
-`-o timeout=900`).
+`-o timeout=900`; `make bench-notifications` does both and keeps the figures, written to the
+path in `SONATA_NOTIFICATIONS_BURST_JSON`).
 
 The machine's shared RabbitMQ is never touched: the service and the publisher use a private
 node (sonata_testing.private_rabbit) that is stopped and started again while notifications is
@@ -13,6 +14,7 @@ the email sink counts what really went out.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -38,6 +40,8 @@ from notifications_support import notifications_env, start_notifications
 
 pytestmark = pytest.mark.fleet
 BURST = int(os.environ.get("SONATA_NOTIFICATIONS_BURST", "600"))
+TUNING = {"DISPATCH_CONCURRENCY": "16", "CONSUMER_PREFETCH": "200"}
+RESULT_PATH = os.environ.get("SONATA_NOTIFICATIONS_BURST_JSON", "")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +76,11 @@ async def publish_fast(amqp_url: str, events: list[EmailVerificationRequested]) 
             )
 
 
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def events(n: int) -> list[EmailVerificationRequested]:
     expires = datetime.now(UTC) + timedelta(hours=1)
     out = []
@@ -97,7 +106,7 @@ async def test_broker_restart_mid_burst_sends_each_notification_once(
             mongo_url,
             rabbit.url,
             sink,
-            extra={"DISPATCH_CONCURRENCY": "16", "CONSUMER_PREFETCH": "200"},
+            extra=TUNING,
         )
         service: ServiceProcess = start_notifications(env)
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
@@ -112,7 +121,10 @@ async def test_broker_restart_mid_burst_sends_each_notification_once(
                 return len(sink.received()) >= BURST // 20
 
             await eventually(consuming, "the first emails", within=60)
+            restart_began = time.monotonic() - started
+            sent_at_restart = len(sink.received())
             await asyncio.to_thread(rabbit.restart)
+            restart_took = time.monotonic() - started - restart_began
             before = len(sink.received())
             assert before < BURST // 2, "the restart came after the first half was sent"
             await publish_fast(rabbit.url, burst[BURST // 2 :])
@@ -125,12 +137,43 @@ async def test_broker_restart_mid_burst_sends_each_notification_once(
             await asyncio.sleep(1.0)  # a late duplicate would show up here
 
             ids = Counter(str(m["Message-ID"]) for m in sink.received())
+            expected = {f"<{e.id}.email@sonata.notifications>" for e in burst}
+            stored = await rows.count_documents({})
+            stored_sent = await rows.count_documents({"status": "sent"})
+            if RESULT_PATH:
+                write_result(
+                    Path(RESULT_PATH),
+                    {
+                        "benchmark": "notifications burst with a broker restart",
+                        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "machine": {
+                            "cpus": os.cpu_count(),
+                            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                        },
+                        "events": BURST,
+                        "sent": sum(ids.values()),
+                        "distinct_sent": len(ids),
+                        "duplicates": sum(n - 1 for n in ids.values()),
+                        "missing": len(expected - set(ids)),
+                        "unexpected": len(set(ids) - expected),
+                        "records": stored,
+                        "records_sent": stored_sent,
+                        "seconds": round(elapsed, 1),
+                        "restart": {
+                            "published_before": BURST // 2,
+                            "sent_when_stopped": sent_at_restart,
+                            "sent_when_back": before,
+                            "at_s": round(restart_began, 1),
+                            "took_s": round(restart_took, 1),
+                        },
+                        "settings": TUNING,
+                    },
+                )
             assert len(ids) == BURST
             assert max(ids.values()) == 1, ids.most_common(3)
-            expected = {f"<{e.id}.email@sonata.notifications>" for e in burst}
             assert set(ids) == expected
-            assert await rows.count_documents({}) == BURST
-            assert await rows.count_documents({"status": "sent"}) == BURST
+            assert stored == BURST
+            assert stored_sent == BURST
             print(f"\n{BURST} events, broker restarted once: all sent once in {elapsed:.1f}s")
         finally:
             await client.close()
