@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -55,6 +56,9 @@ pytestmark = pytest.mark.fleet
 
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 PANEL_DATA_WITHIN = 45.0
+# The fleet's own metrics and Prometheus' `up`, with their label matchers.
+SELECTOR = re.compile(r"\b(sonata_\w+|up)\b(\{[^}]*\})?")
+PADDING = re.compile(r"\bor\b|\bvector\(")
 PIECE = ROOT.parent / "shared" / "eval" / "vienna4x22" / "musicxml" / "Schubert_D783_no15.musicxml"
 WEBHOOK_SECRET = "dev-stripe-webhook-secret"  # payment's development default
 
@@ -150,7 +154,7 @@ async def _learner_plays_and_asks_the_coach(
         ],
     )  # fmt: skip
     ws = f"ws://{fleet.host}:{fleet.ports['ai-scoring']}/ws/v1/sessions"
-    finished = await play_session(
+    finished: dict[str, Any] = await play_session(
         ws, token, piece_id, take(score, 40), batch=16, wait_for_piece_s=30
     )
     bearer = {"Authorization": f"Bearer {token}"}
@@ -210,16 +214,37 @@ def test_prometheus_scrapes_every_service(prometheus: Prometheus, load: object) 
     assert health == {s.name: "up" for s in SERVICES}
 
 
+def _selectors(expr: str) -> list[str]:
+    """The series selectors of a panel's query: each metric it names with its matchers."""
+    return [name + matchers for name, matchers in SELECTOR.findall(expr)]
+
+
+def test_no_panel_pads_its_query_with_constant_series() -> None:
+    """`... or vector(0)` or `... or 0 * up` answers even when the metric it charts is
+    missing, so a panel would show a flat zero for a figure nobody exports."""
+    padded = {
+        (path.stem, panel["title"]): target["expr"]
+        for path in DASHBOARDS
+        for panel in _panels(path)
+        for target in panel["targets"]
+        if PADDING.search(target["expr"])
+    }
+    assert padded == {}
+
+
 @pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.stem)
 def test_every_panel_query_is_valid_and_returns_data(
     prometheus: Prometheus, load: object, dashboard: Path
 ) -> None:
+    """Each query answers, and so does each metric it names, alone with its matchers: the
+    panel charts series the fleet exports after the load, not something standing in."""
     queries = [
         (panel["title"], target["expr"])
         for panel in _panels(dashboard)
         for target in panel["targets"]
     ]
     assert queries
+    assert all(_selectors(expr) for _, expr in queries), queries
     # Counters appear when the load reaches them and rates need two scrapes: poll until then.
     deadline = time.monotonic() + PANEL_DATA_WITHIN
     while True:
@@ -227,10 +252,18 @@ def test_every_panel_query_is_valid_and_returns_data(
         invalid = {k: a.get("error") for k, a in answers.items() if a["status"] != "success"}
         assert invalid == {}, invalid
         empty = [title for (title, _), a in answers.items() if not a["data"]["result"]]
-        if not empty or time.monotonic() > deadline:
+        missing: dict[str, list[str]] = {}
+        for title, expr in queries:
+            for selector in _selectors(expr):
+                name = selector.split("{")[0]
+                series = prometheus.query(selector)["data"]["result"]
+                if not series or any(s["metric"]["__name__"] != name for s in series):
+                    missing.setdefault(title, []).append(selector)
+        if (not empty and not missing) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert empty == [], f"panels with no data after {PANEL_DATA_WITHIN} s: {empty}"
+    assert missing == {}, f"metrics named by panels but not exported: {missing}"
 
 
 def test_the_load_shows_up_in_the_figures(prometheus: Prometheus, load: object) -> None:

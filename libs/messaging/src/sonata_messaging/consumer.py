@@ -15,11 +15,12 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
-from sonata_contracts import ContractError, Event, UnknownEventError, parse_event
+from sonata_contracts import REGISTRY, ContractError, Event, UnknownEventError, parse_event
 
 from sonata_messaging.correlation import correlation_scope
 from sonata_messaging.metrics import (
     DEAD_LETTER_DEPTH,
+    DEAD_LETTER_REASONS,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
@@ -91,6 +92,12 @@ class Consumer:
         self.dead_letter_poll_interval = dead_letter_poll_interval
         self.binding_keys: list[str] = ["#"] if catch_all else sorted(self.handlers)
         self.consuming = False
+        # The failure series exist at 0 from the start: rate() and increase() then see the
+        # very first failure, and "no failures" reads 0 rather than no data.
+        for name in sorted(REGISTRY) if catch_all else sorted(self.handlers):
+            EVENTS_FAILED.labels(service, name)
+        for reason in DEAD_LETTER_REASONS:
+            EVENTS_DEAD_LETTERED.labels(service, reason)
 
     async def ensure_indexes(self) -> None:
         await self.inbox.create_index(

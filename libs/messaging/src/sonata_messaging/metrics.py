@@ -26,6 +26,8 @@ EVENTS_DEAD_LETTERED = Counter(
     "Messages rejected to the service's dead-letter queue.",
     ["service", "reason"],
 )
+# Why a message goes to <service>.dead (the `reason` label above).
+DEAD_LETTER_REASONS = ("unknown_event", "invalid_body", "no_handler", "handler_failed")
 DEAD_LETTER_DEPTH = Gauge(
     "sonata_dead_letter_queue_messages",
     "Messages waiting in the service's dead-letter queue <service>.dead (read every few s).",

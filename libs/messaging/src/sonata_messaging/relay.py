@@ -58,6 +58,8 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self.age_interval = age_interval
         self._age = OUTBOX_OLDEST_AGE.labels(outbox.service)
+        # at 0 from the start, so increase() sees the first failure
+        self._failed = PUBLISH_FAILED.labels(outbox.service)
 
     async def run(self) -> None:
         """Publish until cancelled, reconnecting with exponential backoff."""
@@ -85,7 +87,7 @@ class OutboxRelay:
                             await self.outbox.wait_for_commit(self.poll_interval)
             except RECOVERABLE as exc:
                 raise_if_cancelling(exc)
-                PUBLISH_FAILED.labels(self.outbox.service).inc()
+                self._failed.inc()
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
