@@ -1,9 +1,12 @@
 """One correlation id from an HTTP request to every log line of the work it causes.
 
-auth, notifications and metrics run as real processes logging JSON lines. A signup carries an
-`X-Request-ID`; that id must come back on the response, sit in the published event (body,
-AMQP correlation id and `x-correlation-id` header), and appear on auth's log line publishing
-the event and on the log lines of each consumer applying it.
+auth, notifications and metrics run as real processes logging JSON lines, with an SMTP sink
+for notifications. A signup carries an `X-Request-ID`; that id must come back on the
+response, sit in the published event (body, AMQP correlation id and `x-correlation-id`
+header), and appear on auth's log line publishing the event and on the log lines of each
+consumer applying it. One hop further: the verification email notifications sends because
+of that signup is logged under the same id, and so are the `notification_sent` event it
+publishes and metrics applying that event.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import httpx
 import pytest
 from auth_fleet_support import start_auth, stop_and_check_log
 from sonata_testing import RabbitVhost, ServiceProcess, eventually
+from sonata_testing.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.fleet
 
 REGISTERED = "auth.user_registered.v1"
+SENT = "notifications.notification_sent.v1"
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +38,14 @@ def amqp_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
 def fleet(
-    mongo_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+    mongo_url: str, amqp_url: str, smtp: SmtpSink, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     logs = tmp_path_factory.mktemp("correlation-logs")
     auth = start_auth(mongo_url, amqp_url, {"LOG_LEVEL": "INFO"})
@@ -45,16 +56,17 @@ def fleet(
         "AUTH_JWKS_URL": f"{auth.base_url}/.well-known/jwks.json",
         "LOG_LEVEL": "INFO",
     }
+    mail = {"SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), "DISPATCH_POLL_INTERVAL_S": "0.1"}
     consumers = {
         name: ServiceProcess(
             name,
             app,
-            common | {"MONGODB_DB": f"{name}_{uuid.uuid4().hex[:8]}"},
+            common | own | {"MONGODB_DB": f"{name}_{uuid.uuid4().hex[:8]}"},
             log_dir=logs,
         )
-        for name, app in (
-            ("notifications", "sonata_notifications.main:create_app"),
-            ("metrics", "sonata_metrics.main:create_app"),
+        for name, app, own in (
+            ("notifications", "sonata_notifications.main:create_app", mail),
+            ("metrics", "sonata_metrics.main:create_app", {}),
         )
     }
     started: list[ServiceProcess] = []
@@ -144,3 +156,37 @@ async def test_one_request_id_follows_a_signup_through_the_bus_into_every_log(
         assert f"applied {REGISTERED} {event_id}" in applied, (consumer, applied)
         line = next(x for x in log_lines(fleet[consumer]) if x.get("message") == applied[0])
         assert line["service"] == consumer
+
+
+async def test_the_id_follows_the_email_it_causes_through_a_second_event_into_metrics(
+    fleet: dict[str, ServiceProcess], smtp: SmtpSink
+) -> None:
+    """HTTP -> auth -> (its events) -> notifications sends the emails -> (notification_sent)
+    -> metrics: every hop logs under the request's id."""
+    correlation_id = f"two-hops-{uuid.uuid4().hex}"
+    email = f"hops-{uuid.uuid4().hex[:8]}@example.com"
+    async with httpx.AsyncClient(timeout=30) as http:
+        signup = await http.post(
+            f"{fleet['auth'].base_url}/v1/signup",
+            json={"email": email, "password": "a-Long-pass-4821"},
+            headers={"X-Request-ID": correlation_id},
+        )
+    assert signup.status_code == 202, signup.text
+
+    def published_sent() -> list[str]:
+        prefix = f"published {SENT} "
+        lines = lines_with(fleet["notifications"], correlation_id)
+        return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
+
+    async def metrics_applied_it() -> bool:
+        ids = published_sent()
+        applied = lines_with(fleet["metrics"], correlation_id)
+        return bool(ids) and all(f"applied {SENT} {i}" in applied for i in ids)
+
+    await eventually(metrics_applied_it, f"metrics to apply {SENT} under the id", within=60)
+    # every email the signup caused (verification, welcome) was sent and published under it
+    mails = smtp.received(to=email)
+    assert mails
+    notified = lines_with(fleet["notifications"], correlation_id)
+    sends = [line for line in notified if line.startswith("sent ") and "on email" in line]
+    assert len(sends) == len(mails) == len(published_sent()), notified
