@@ -43,6 +43,7 @@ from sonata_testing import (
 from sonata_testing.push_double import PushDouble, vapid_problem
 from sonata_testing.smtp_sink import SmtpSink, body_html, body_text
 from sonata_testing.twilio_double import TwilioDouble
+from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from notifications_support import (
@@ -519,6 +520,18 @@ async def test_temporary_smtp_failure_is_retried_with_backoff(
     assert "refused" in row["error"]
 
 
+async def consent_to_sms(http: httpx.AsyncClient, user: str, consent: bool = True) -> None:
+    r = await http.put("/v1/preferences", json={"sms_consent": consent}, headers=auth(user))
+    assert r.status_code == 200, r.text
+    assert r.json()["sms_consent"] is consent
+
+
+def code_for(user: str, phone: str, code: str) -> PhoneVerificationRequested:
+    return PhoneVerificationRequested(
+        user_id=user, phone=phone, code=code, expires_at=datetime.now(UTC) + timedelta(minutes=10)
+    )
+
+
 async def test_a_status_callback_before_the_send_is_recorded_is_not_lost(
     service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
 ) -> None:
@@ -526,6 +539,7 @@ async def test_a_status_callback_before_the_send_is_recorded_is_not_lost(
     user = f"u-{uuid.uuid4().hex[:8]}"
     phone = "+43660" + str(uuid.uuid4().int)[:7]
     # Twilio calls back while the send is still waiting for its answer
+    await consent_to_sms(http, user)
     twilio.early_statuses = [("sent", None), ("undelivered", "30003")]
     code = PhoneVerificationRequested(
         user_id=user,
@@ -547,18 +561,43 @@ async def test_a_status_callback_before_the_send_is_recorded_is_not_lost(
     assert [m.to for m in twilio.messages].count(phone) == 1
 
 
+async def test_no_text_without_the_users_opt_in_to_sms(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    twilio: TwilioDouble = doubles[1]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    phone = "+43660" + str(uuid.uuid4().int)[:7]
+    await publish_events(amqp_url, [code_for(user, phone, "604112")])
+
+    async def refused() -> bool:
+        return [(r["status"], r["error"], r["consent"]) for r in await mine(http, user)] == [
+            ("suppressed", "no consent to SMS", "none")
+        ]
+
+    await eventually(refused, "the code recorded as not sent for want of consent")
+    await consent_to_sms(http, user)
+    await publish_events(amqp_url, [code_for(user, phone, "604113")])
+
+    async def texted() -> bool:
+        return any(m.to == phone for m in twilio.messages)
+
+    await eventually(texted, "the code by SMS once the user opted in")
+    # only the one asked for after the opt-in; the first was never sent late
+    assert [m.body for m in twilio.messages if m.to == phone] == [
+        next(m.body for m in twilio.messages if m.to == phone and "604113" in m.body)
+    ]
+    rows = await mine(http, user)
+    assert sorted(r["status"] for r in rows) == ["sent", "suppressed"]
+
+
 async def test_sms_code_callbacks_stop_and_help(
     service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
 ) -> None:
     twilio: TwilioDouble = doubles[1]
     user = f"u-{uuid.uuid4().hex[:8]}"
     phone = "+43660" + str(uuid.uuid4().int)[:7]
-    code = PhoneVerificationRequested(
-        user_id=user,
-        phone=phone,
-        code="482913",
-        expires_at=datetime.now(UTC) + timedelta(minutes=10),
-    )
+    await consent_to_sms(http, user)
+    code = code_for(user, phone, "482913")
     await publish_events(amqp_url, [code])
 
     async def texted() -> bool:
@@ -570,42 +609,84 @@ async def test_sms_code_callbacks_stop_and_help(
     assert sms.from_ == "+15005550006"
     assert sms.idempotency_token == f"{code.id}:sms"
 
+    async def recorded(provider_status: str | None) -> bool:
+        rows = await mine(http, user)
+        return len(rows) == 1 and (rows[0]["status"], rows[0]["provider_status"]) == (
+            "sent",
+            provider_status,
+        )
+
+    await eventually(lambda: recorded(None), "the code recorded as sent")
+    assert twilio.send_status(sms, "sent") == 204
+    await eventually(lambda: recorded("sent"), "the 'sent' callback applied")
     assert twilio.send_status(sms, "delivered") == 204
-    assert twilio.send_status(sms, "sent") == 204  # late and out of order: ignored
+    await eventually(lambda: recorded("delivered"), "the 'delivered' callback applied")
+    # late and out of order: none of them moves the message back or fails it
+    assert twilio.send_status(sms, "sent") == 204
+    assert twilio.send_status(sms, "queued") == 204
+    assert twilio.send_status(sms, "undelivered", "30003") == 204
+
+    callback = sms.status_callback or ""
+    failed = {"MessageSid": sms.sid, "MessageStatus": "failed", "ErrorCode": "30005"}
     forged = await http.post(
-        sms.status_callback or "",
-        data={"MessageSid": sms.sid, "MessageStatus": "failed"},
-        headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+        callback, data=failed, headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
     )
     assert forged.status_code == 403
     assert forged.json()["error"] == "bad_signature"
-
-    async def recorded() -> bool:
-        rows = await mine(http, user)
-        return len(rows) == 1 and rows[0]["status"] == "sent"
-
-    await eventually(recorded, "the code recorded as sent")
-    r = await http.get("/v1/notifications", headers=auth(user))
-    assert r.json()[0]["error"] is None
+    unsigned = await http.post(callback, data=failed)
+    assert unsigned.status_code == 403
+    # a real signature, taken from another callback, does not cover changed parameters
+    genuine = {"MessageSid": sms.sid, "MessageStatus": "read"}
+    signature = RequestValidator(twilio.auth_token).compute_signature(callback, genuine)
+    tampered = await http.post(callback, data=failed, headers={"X-Twilio-Signature": signature})
+    assert tampered.status_code == 403
+    await asyncio.sleep(0.5)
+    [row] = await mine(http, user)
+    assert (row["status"], row["provider_status"], row["error"]) == ("sent", "delivered", None)
 
     inbound = f"{service.base_url}/v1/twilio/inbound"
     help_reply = twilio.signed_post(inbound, {"From": phone, "Body": "help"})
     assert "Reply STOP" in help_reply.text
+    # nobody but Twilio can stop a number's texts
+    forged_stop = await http.post(
+        inbound, data={"From": phone, "Body": "STOP"}, headers={"X-Twilio-Signature": "x"}
+    )
+    assert forged_stop.status_code == 403
+    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+    assert prefs["sms_consent"] is True
+
     stop_reply = twilio.signed_post(inbound, {"From": phone, "Body": " Stop "})
     assert "no more texts" in stop_reply.text
-    again = PhoneVerificationRequested(
-        user_id=user,
-        phone=phone,
-        code="111111",
-        expires_at=datetime.now(UTC) + timedelta(minutes=5),
-    )
-    await publish_events(amqp_url, [again])
+    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+    assert prefs["sms_consent"] is False  # STOP revoked the consent the app shows
+    await publish_events(amqp_url, [code_for(user, phone, "111111")])
 
     async def suppressed() -> bool:
-        return any(r["status"] == "suppressed" for r in await mine(http, user))
+        return any(r["error"] == "the number replied STOP" for r in await mine(http, user))
 
     await eventually(suppressed, "the second code suppressed after STOP")
+    # opting in again in the app does not override the number's STOP
+    await consent_to_sms(http, user)
+    await publish_events(amqp_url, [code_for(user, phone, "222222")])
+
+    async def both_suppressed() -> bool:
+        rows = await mine(http, user)
+        return sum(r["error"] == "the number replied STOP" for r in rows) == 2
+
+    await eventually(both_suppressed, "the third code suppressed too")
     assert [m.body for m in twilio.messages if m.to == phone] == [sms.body]
+
+    start_reply = twilio.signed_post(inbound, {"From": phone, "Body": "start"})
+    assert "on again" in start_reply.text
+    prefs = (await http.get("/v1/preferences", headers=auth(user))).json()
+    assert prefs["sms_consent"] is True
+    await publish_events(amqp_url, [code_for(user, phone, "333333")])
+
+    async def texted_again() -> bool:
+        return any("333333" in m.body for m in twilio.messages if m.to == phone)
+
+    await eventually(texted_again, "a code texted again after START")
+    assert len([m for m in twilio.messages if m.to == phone]) == 2
 
 
 async def test_user_deleted_erases_everything(
@@ -618,7 +699,9 @@ async def test_user_deleted_erases_everything(
     subscription = push.subscription()
     r = await http.post("/v1/push/subscriptions", json=subscription, headers=auth(user))
     assert r.status_code == 201
-    r = await http.put("/v1/preferences", json={"reminder_time": "18:00"}, headers=auth(user))
+    r = await http.put(
+        "/v1/preferences", json={"reminder_time": "18:00", "sms_consent": True}, headers=auth(user)
+    )
     assert r.status_code == 200
     soon = datetime.now(UTC) + timedelta(days=3)
     await publish_events(

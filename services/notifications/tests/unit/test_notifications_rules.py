@@ -47,11 +47,20 @@ def test_opt_in_kind_needs_the_opt_in() -> None:
 
 def test_sms_needs_consent_and_a_number_that_did_not_say_stop() -> None:
     code = KINDS["phone_verification"]
-    assert decide(code, "sms", Preferences(), NOW, ROOMY).status == "queued"
-    blocked = decide(code, "sms", Preferences(), NOW, ROOMY, sms_blocked=True)
-    assert blocked.reason == "the number replied STOP"
-    reminder = KINDS["practice_reminder"]
-    assert decide(reminder, "sms", Preferences(), NOW, ROOMY).reason == "no consent to SMS"
+    # even the verification code, transactional as it is, waits for the opt-in
+    refused = decide(code, "sms", Preferences(), NOW, ROOMY)
+    assert (refused.status, refused.consent, refused.reason) == (
+        "suppressed",
+        "none",
+        "no consent to SMS",
+    )
+    consented = Preferences(sms_consent=True)
+    assert decide(code, "sms", consented, NOW, ROOMY).status == "queued"
+    blocked = decide(code, "sms", consented, NOW, ROOMY, sms_blocked=True)
+    assert (blocked.status, blocked.reason) == ("suppressed", "the number replied STOP")
+    # consent for texts says nothing about email
+    mail = decide(KINDS["email_verification"], "email", Preferences(), NOW, ROOMY)
+    assert mail.status == "queued"
 
 
 def test_rate_limit_suppresses_past_the_hourly_budget() -> None:

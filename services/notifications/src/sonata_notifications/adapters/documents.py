@@ -18,7 +18,10 @@ class Contact(Document):
 
     class Settings:
         name = "contacts"
-        indexes: ClassVar[list[IndexModel]] = [IndexModel([("user_id", ASCENDING)], unique=True)]
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("user_id", ASCENDING)], unique=True),
+            IndexModel([("phone", ASCENDING)], sparse=True),  # STOP and START find the users
+        ]
 
 
 class Notification(Document):

@@ -101,6 +101,12 @@ class MongoStore:
     async def unblock_sms(self, phone: str) -> None:
         await SmsOptOut.get_pymongo_collection().delete_one({"phone": phone}, session=self.s)
 
+    async def users_with_phone(self, phone: str) -> list[str]:
+        rows = Contact.get_pymongo_collection().find(
+            {"phone": phone}, {"user_id": 1}, session=self.s
+        )
+        return [str(row["user_id"]) async for row in rows]
+
     async def sent_since(
         self, user_id: str, channel: Channel, since: datetime, at_most: int
     ) -> int:

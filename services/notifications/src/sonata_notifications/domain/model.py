@@ -119,16 +119,19 @@ def decide(
     *,
     sms_blocked: bool = False,
 ) -> Decision:
-    """Whether a notification goes out on ``channel`` now, later, or not at all."""
+    """Whether a notification goes out on ``channel`` now, later, or not at all.
+
+    No text goes out without the user's opt-in to SMS, a verification code included, nor to a
+    number that replied STOP."""
     if channel == "sms" and sms_blocked:
         return Decision("suppressed", "none", now, "the number replied STOP")
+    if channel == "sms" and not prefs.sms_consent:
+        return Decision("suppressed", "none", now, "no consent to SMS")
     if kind.transactional:
         return Decision("queued", "transactional", now)
     if not prefs.wants(kind, channel):
         why = "not opted in" if kind.opt_in else "unsubscribed"
         return Decision("suppressed", "none", now, why)
-    if channel == "sms" and not prefs.sms_consent:
-        return Decision("suppressed", "none", now, "no consent to SMS")
     if budget.sent_last_hour >= budget.per_hour:
         return Decision("suppressed", "preferences", now, "rate limited")
     consent = "opt_in" if kind.opt_in else "preferences"

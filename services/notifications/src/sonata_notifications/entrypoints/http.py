@@ -107,6 +107,7 @@ async def list_notifications(
             status=row["status"],
             error=row.get("error"),
             consent=row.get("consent", "transactional"),
+            provider_status=row.get("provider_status"),
             attempts=row.get("attempts", 0),
             created_at=row["created_at"],
             sent_at=row.get("sent_at"),

@@ -118,6 +118,8 @@ class NotificationOut(BaseModel):
     status: str
     error: str | None
     consent: str
+    # what the provider last reported (Twilio: queued, sent, delivered, ...); never backwards
+    provider_status: str | None = None
     attempts: int
     created_at: datetime
     sent_at: datetime | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 
 from sonata_notifications.domain.model import (
@@ -52,17 +52,30 @@ async def unsubscribe(store: Store, token: str, now: datetime) -> tuple[str, Cha
 
 
 async def sms_inbound(store: Store, phone: str, body: str, now: datetime) -> str | None:
-    """STOP, START and HELP from a number; the reply text, or None when nothing is due."""
+    """STOP, START and HELP from a number; the reply text, or None when nothing is due.
+
+    STOP blocks the number and revokes the SMS consent of every user with that number (the
+    app then shows SMS as off); START lifts the block and gives the consent back, as the
+    person holding the phone asked for texts again."""
     keyword = sms_keyword(body)
     if keyword == "stop":
         await store.block_sms(phone, now)
+        await _set_sms_consent(store, phone, False, now)
         return STOP_REPLY
     if keyword == "start":
         await store.unblock_sms(phone)
+        await _set_sms_consent(store, phone, True, now)
         return START_REPLY
     if keyword == "help":
         return HELP_REPLY
     return None
+
+
+async def _set_sms_consent(store: Store, phone: str, consent: bool, now: datetime) -> None:
+    for user_id in await store.users_with_phone(phone):
+        prefs = await store.preferences(user_id)
+        if prefs.sms_consent != consent:
+            await store.save_preferences(user_id, replace(prefs, sms_consent=consent), now)
 
 
 @dataclass(frozen=True)

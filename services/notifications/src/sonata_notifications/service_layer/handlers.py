@@ -85,7 +85,8 @@ async def queue(
     addressed = (c for c in kind.channels if c != "push")
     if user_id is not None and any(_address(c, email, phone, None) is None for c in addressed):
         contact = await store.contact(user_id)
-    if user_id is not None and not kind.transactional:
+    # SMS needs the user's opt-in whatever the kind
+    if user_id is not None and (not kind.transactional or "sms" in kind.channels):
         prefs = await store.preferences(user_id)
     queued = 0
     for index, channel in enumerate(kind.channels):
