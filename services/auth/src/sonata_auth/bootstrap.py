@@ -59,6 +59,7 @@ def policy(settings: AuthSettings) -> AuthPolicy:
         login_per_account=Limit(settings.login_account_limit, settings.login_window_s),
         reset_per_ip=Limit(settings.reset_ip_limit, settings.reset_window_s),
         reset_per_account=Limit(settings.reset_account_limit, settings.reset_window_s),
+        reset_answer_floor_s=settings.reset_answer_floor_s,
     )
 
 

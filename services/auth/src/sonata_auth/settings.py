@@ -35,5 +35,7 @@ class AuthSettings(ServiceSettings):
     reset_ip_limit: int = Field(default=10, ge=1)
     reset_account_limit: int = Field(default=3, ge=1)
     reset_window_s: int = Field(default=3600, ge=1)
+    # Seconds a reset request takes at least, so a known address cannot be told by its timing.
+    reset_answer_floor_s: float = Field(default=0.3, ge=0, le=5)
     argon2_memory_kib: int = Field(default=MEMORY_KIB, ge=MEMORY_KIB)
     argon2_time_cost: int = Field(default=TIME_COST, ge=TIME_COST)

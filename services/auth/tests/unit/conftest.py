@@ -355,6 +355,7 @@ def world() -> World:
         login_per_ip=Limit(8, 60),
         login_per_account=Limit(5, 60),
         reset_per_account=Limit(2, 3600),
+        reset_answer_floor_s=0.05,
     )
     deps = Deps(
         uow=uow,

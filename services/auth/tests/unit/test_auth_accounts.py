@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -114,6 +115,18 @@ async def test_reset_for_unknown_address_publishes_nothing_but_is_limited_alike(
     assert world.uow.events(PasswordResetRequested) == []
     with pytest.raises(RateLimitedError):
         await accounts.request_password_reset(world.deps, "ghost@example.com", "10.0.0.3")
+
+
+async def test_reset_answers_at_one_floor_for_known_and_unknown_addresses(world):
+    await _signup(world)  # ada@example.com
+    floor = world.deps.policy.reset_answer_floor_s
+    took = {}
+    for email in ("ada@example.com", "ghost@example.com"):
+        start = time.perf_counter()
+        await accounts.request_password_reset(world.deps, email, "10.0.0.4")
+        took[email] = time.perf_counter() - start
+    assert [e.email for e in world.uow.events(PasswordResetRequested)] == ["ada@example.com"]
+    assert all(floor <= t < floor + 0.04 for t in took.values()), took
 
 
 async def test_phone_verification_with_limited_attempts(world):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -151,6 +153,7 @@ async def get_user(d: Deps, user_id: str) -> User:
 
 
 async def request_password_reset(d: Deps, email: str, ip: str | None) -> None:
+    started = time.monotonic()
     email = normalize_email(email)
     await check_limit(d, f"reset:ip:{ip}", d.policy.reset_per_ip)
     await check_limit(d, f"reset:account:{email}", d.policy.reset_per_account)
@@ -183,6 +186,9 @@ async def request_password_reset(d: Deps, email: str, ip: str | None) -> None:
         )
 
     await d.uow.run(request)
+    # A known address writes a secret, an audit row and an event; an unknown one only reads.
+    # Both answer at the same floor, so the time tells nothing either.
+    await asyncio.sleep(max(0.0, d.policy.reset_answer_floor_s - (time.monotonic() - started)))
 
 
 async def reset_password(d: Deps, token: str, new_password: str, ip: str | None) -> None:

@@ -46,6 +46,8 @@ class AuthPolicy:
     login_per_account: Limit = Limit(10, 300)
     reset_per_ip: Limit = Limit(10, 3600)
     reset_per_account: Limit = Limit(3, 3600)
+    # A reset request answers no sooner than this, for a known address or not (seconds).
+    reset_answer_floor_s: float = 0.3
     phone_per_account: Limit = Limit(3, 600)
     totp_issuer: str = "Sonata"
 
