@@ -6,22 +6,27 @@ piece and paid entitlements, then for each N in ``--sessions`` opens N WebSocket
 session on each and plays the takes (each note-on and note-off at its own time, one message
 each) for ``--seconds``. The round trip is from sending a message with a note-on to its
 `judged` answer; a message never answered within 5 s of the end is lost. Stops rising once p99
-passes ``--p99-ms`` (``--keep-rising`` goes on, to see where it saturates). The learners are
-spread over ``--clients`` processes on uvloop, their messages encoded before the round, so the
-client is not what saturates first; each round records every process's CPU (share of a core,
-and ms per note, which holds whatever else the machine was doing). Writes
-bench/results/ws-load-<date>.json. Run: `make bench-ws`.
+passes ``--p99-ms`` (``--keep-rising`` goes on, to see where it saturates). The learners run in
+one client process on uvloop that does next to nothing per message: each WebSocket is a raw
+asyncio protocol, every frame is encoded and masked before the round, a send is a timer
+callback writing bytes, and a reply is read only as far as its type and seq (``--binary`` sends
+the notes as the protocol's raw MIDI frames instead of JSON). Each round records every
+process's CPU (share of a core, and ms per note, which holds whatever else the machine was
+doing). Writes bench/results/ws-load-<date>.json. Run: `make bench-ws`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
 import platform
+import struct
 import subprocess
 import sys
 import time
@@ -29,7 +34,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -38,6 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sonata_contracts.db import PiecePublished
 from sonata_contracts.payment import EntitlementsChanged, Limits
 from sonata_engine import load_performance, load_score, score_to_dict
+from sonata_scoring.domain.protocol import encode_binary
 from sonata_testing import (
     JwksServer,
     RabbitVhost,
@@ -52,7 +58,7 @@ from sonata_testing import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
-from sonata_local.plan import SERVICES, Config, render_local_nginx  # noqa: E402
+from sonata_local.plan import SERVICES, Config, render_local_nginx, service  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 VIENNA = ROOT.parent / "shared" / "eval" / "vienna4x22"
@@ -72,14 +78,39 @@ def takes() -> list[list[dict[str, Any]]]:
     return out
 
 
-# (device time, is a note-on, the message as sent): encoded once, before any round
-Script = list[tuple[float, bool, str]]
+# (device time, is a note-on, the frame as sent): encoded and masked once, before any round
+Script = list[tuple[float, bool, bytes]]
 
 
-def scripts(all_takes: list[list[dict[str, Any]]], seconds: float) -> list[Script]:
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client-to-server WebSocket frame (RFC 6455 5.2), built once per message."""
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = struct.pack(">BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack(">BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack(">BBQ", 0x80 | opcode, 0x80 | 127, n)
+    masked = np.frombuffer(payload, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)
+    return head + mask + masked.tobytes()
+
+
+def _message(seq: int, e: dict[str, Any], binary: bool) -> bytes:
+    if not binary:
+        return client_frame(0x1, json.dumps({"type": "notes", "seq": seq, "events": [e]}).encode())
+    midi = (
+        bytes([0x90, e["pitch"], e["velocity"]])
+        if e["kind"] == "on"
+        else bytes([0x80, e["pitch"], 0])
+    )
+    return client_frame(0x2, encode_binary(seq, [(e["t"], midi)]))
+
+
+def scripts(all_takes: list[list[dict[str, Any]]], seconds: float, binary: bool) -> list[Script]:
     return [
         [
-            (e["t"], e["kind"] == "on", json.dumps({"type": "notes", "seq": seq, "events": [e]}))
+            (e["t"], e["kind"] == "on", _message(seq, e, binary))
             for seq, e in enumerate(take, start=1)
             if e["t"] <= seconds
         ]
@@ -87,61 +118,177 @@ def scripts(all_takes: list[list[dict[str, Any]]], seconds: float) -> list[Scrip
     ]
 
 
-JUDGED = '{"type":"judged","seq":'
+JUDGED = b'{"type":"judged","seq":'
+TIMER_SLACK_S = 0.001
+_PONG_EMPTY = 0xA
 
 
-async def learner(url: str, token: str, script: Script, rtts: list[float]) -> tuple[int, int]:
-    """(note-on messages sent, answered)."""
-    sent: dict[int, float] = {}
-    answered = 0
-    sending_done = False
-    drained = asyncio.Event()
-    async with websockets.connect(url, subprotocols=["sonata.v1", f"bearer.{token}"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "start", "seq": 0, "piece_id": PIECE}))
-        while json.loads(await ws.recv())["type"] != "started":
-            pass
+class Learner(asyncio.Protocol):
+    """One learner's WebSocket, as cheap as a client can be: the handshake and the frames
+    by hand on the event loop's transport, every message encoded before the round, each send
+    a timer callback (no task, no await per message), and a reply read only as far as the
+    `judged` prefix and its seq (the server writes type and seq first)."""
 
-        async def read() -> None:
-            nonlocal answered
-            clock = time.perf_counter
-            async for raw in ws:
-                # the server writes type and seq first: acks and positions need no parsing
-                if not (isinstance(raw, str) and raw.startswith(JUDGED)):
-                    continue
-                seq = json.loads(raw)["seq"]
-                if seq in sent:
-                    rtts.append((clock() - sent.pop(seq)) * 1000)
-                    answered += 1
-                    if sending_done and not sent:
-                        drained.set()
+    def __init__(self, script: Script, rtts: list[float], key: bytes) -> None:
+        self.script = script
+        self.rtts = rtts
+        self.key = base64.b64encode(key)
+        self.buf = bytearray()
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = self.loop.create_future()
+        self.started: asyncio.Future[None] = self.loop.create_future()
+        self.drained: asyncio.Future[None] = self.loop.create_future()
+        self.gone: asyncio.Future[None] = self.loop.create_future()
+        self.sent: dict[int, float] = {}  # seq of a note-on message -> when it left
+        self.total = 0
+        self.answered = 0
+        self.next = 0
+        self.t0 = 0.0
+        self.sending_done = False
 
-        reader = asyncio.create_task(read())
-        start = time.perf_counter()
-        total = 0
-        for seq, (t, is_on, message) in enumerate(script, start=1):
-            delay = start + t - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for f in (self.opened, self.started):
+            if not f.done():
+                f.set_exception(ConnectionError("connection closed"))
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end]).decode("latin-1")
+            del buf[: end + 4]
+            accept = base64.b64encode(hashlib.sha1(self.key + _WS_GUID).digest()).decode()
+            if not head.startswith("HTTP/1.1 101") or accept not in head:
+                self.opened.set_exception(ConnectionError(head.split("\r\n", 1)[0]))
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+        at, n = 0, len(buf)
+        while n - at >= 2:
+            b0, b1 = buf[at], buf[at + 1] & 0x7F
+            h = 2
+            if b1 == 126:
+                if n - at < 4:
+                    break
+                b1, h = int.from_bytes(buf[at + 2 : at + 4], "big"), 4
+            elif b1 == 127:
+                if n - at < 10:
+                    break
+                b1, h = int.from_bytes(buf[at + 2 : at + 10], "big"), 10
+            if n - at < h + b1:
+                break
+            payload = buf[at + h : at + h + b1]
+            at += h + b1
+            self._frame(b0 & 0x0F, payload, now)
+        del buf[:at]
+
+    # -- frames --------------------------------------------------------------------------------
+    def _frame(self, opcode: int, payload: bytearray, now: float) -> None:
+        if opcode == 0x1:
+            if payload.startswith(JUDGED):
+                end = payload.find(b",", len(JUDGED))
+                sent = self.sent.pop(int(payload[len(JUDGED) : end]), None)
+                if sent is not None:
+                    self.rtts.append((now - sent) * 1000)
+                    self.answered += 1
+                    if self.sending_done and not self.sent and not self.drained.done():
+                        self.drained.set_result(None)
+            elif not self.started.done() and json.loads(payload)["type"] == "started":
+                self.started.set_result(None)
+        elif opcode == 0x9 and self.transport is not None:  # ping: pong with its payload
+            self.transport.write(client_frame(_PONG_EMPTY, bytes(payload)))
+        elif opcode == 0x8 and self.transport is not None:
+            self.transport.close()
+
+    def play(self) -> None:
+        self.t0 = self.loop.time()
+        self._fire()
+
+    def _fire(self) -> None:
+        """Send every message that is due, then sleep until the next one's time."""
+        script, transport = self.script, self.transport
+        if transport is None or transport.is_closing():
+            self.sending_done = True
+            return
+        # uvloop's timers count whole milliseconds and may fire up to one early: what is due
+        # within that counts as due (else the callback would spin until the clock moves on)
+        now = self.loop.time() - self.t0 + TIMER_SLACK_S
+        while self.next < len(script) and script[self.next][0] <= now:
+            _, is_on, frame = script[self.next]
+            self.next += 1
             if is_on:
-                sent[seq] = time.perf_counter()
-                total += 1
-            await ws.send(message)
-        sending_done = True
-        if sent:
+                self.sent[self.next] = time.perf_counter()
+                self.total += 1
+            transport.write(frame)
+        if self.next < len(script):
+            self.loop.call_at(self.t0 + script[self.next][0], self._fire)
+            return
+        self.sending_done = True
+        if not self.sent and not self.drained.done():
+            self.drained.set_result(None)
+
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
+
+
+async def learner(
+    host: str, port: int, token: str, script: Script, rtts: list[float]
+) -> tuple[int, int]:
+    """(note-on messages sent, answered)."""
+    loop = asyncio.get_running_loop()
+    key = os.urandom(16)
+    transport, me = await loop.create_connection(lambda: Learner(script, rtts, key), host, port)
+    try:
+        transport.write(
+            (
+                f"GET /ws/v1/sessions HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {me.key.decode()}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Protocol: sonata.v1, bearer.{token}\r\n\r\n"
+            ).encode()
+        )
+        await asyncio.wait_for(me.opened, 10)
+        transport.write(
+            client_frame(0x1, json.dumps({"type": "start", "seq": 0, "piece_id": PIECE}).encode())
+        )
+        await asyncio.wait_for(me.started, 10)
+        me.play()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(me.drained), script[-1][0] + 5 if script else 5)
+        return me.total, me.answered
+    finally:
+        if not transport.is_closing():
+            transport.write(client_frame(0x8, struct.pack(">H", 1000)))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(drained.wait(), 5)
-        reader.cancel()
-    return total, answered
+                await asyncio.wait_for(asyncio.shield(me.gone), 2)
+        transport.close()
 
 
 async def _learners(
-    url: str, tokens: list[str], picks: list[int], all_scripts: list[Script], gap_s: float
+    host: str,
+    port: int,
+    tokens: list[str],
+    picks: list[int],
+    all_scripts: list[Script],
+    gap_s: float,
 ) -> dict[str, Any]:
     rtts: list[float] = []
     tasks = []
     # start the learners a little apart, as real ones arrive, not in one instant
     for token, pick in zip(tokens, picks, strict=True):
-        tasks.append(asyncio.create_task(learner(url, token, all_scripts[pick], rtts)))
+        tasks.append(asyncio.create_task(learner(host, port, token, all_scripts[pick], rtts)))
         await asyncio.sleep(gap_s)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     ok = [r for r in results if not isinstance(r, BaseException)]
@@ -158,25 +305,25 @@ async def _learners(
 _SCRIPTS: list[Script] = []  # set before the client processes fork, read in them
 
 
-def _client_process(url: str, tokens: list[str], picks: list[int], gap_s: float) -> Any:
-    """One bench client process: its share of the learners on its own event loop."""
-    with contextlib.suppress(ImportError):
-        import uvloop
+def _client_process(host: str, port: int, tokens: list[str], picks: list[int], gap_s: float) -> Any:
+    """One bench client process: its share of the learners on its own uvloop event loop."""
+    import uvloop
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return asyncio.run(_learners(url, tokens, picks, _SCRIPTS, gap_s))
+    return uvloop.run(_learners(host, port, tokens, picks, _SCRIPTS, gap_s))
 
 
-async def round_(url: str, tokens: list[str], seconds: float, clients: int, gap_s: float) -> Any:
-    """N learners spread over `clients` processes (Python on the same cores as the server:
-    one process would be the first thing to saturate)."""
+async def round_(
+    host: str, port: int, tokens: list[str], seconds: float, clients: int, gap_s: float
+) -> Any:
+    """N learners in `clients` processes forked for the round (one by default: the client
+    does next to nothing per message, and a fresh process starts each round with no state)."""
     picks = [i % len(_SCRIPTS) for i in range(len(tokens))]
     loop = asyncio.get_running_loop()
     fork = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(clients, mp_context=fork) as pool:
         parts = await asyncio.gather(*[
             loop.run_in_executor(
-                pool, _client_process, url, tokens[k::clients], picks[k::clients],
+                pool, _client_process, host, port, tokens[k::clients], picks[k::clients],
                 gap_s * clients,
             )
             for k in range(clients)
@@ -253,13 +400,17 @@ def gateway(scoring: ServiceProcess, var: Path) -> tuple[subprocess.Popen[bytes]
     if not Path("/usr/sbin/nginx").exists():
         return None, scoring.port
     port = free_port()
-    ports = {s.name: free_port() for s in SERVICES} | {"ai-scoring": scoring.port}
-    cfg = Config(
-        root=ROOT, var_dir=var, python=sys.executable, ports=ports, gateway_port=port,
-        mongo_port=free_port(), prometheus_port=free_port(), external_mongo_url=None,
-        amqp_url="amqp://127.0.0.1/", environment="test", log_level="WARNING",
-        nginx="/usr/sbin/nginx", prometheus=None,
-    )  # fmt: skip
+    environ = {
+        "SONATA_VAR_DIR": str(var), "SONATA_GATEWAY_PORT": str(port),
+        **{f"SONATA_{s.env_key}_PORT": str(free_port()) for s in SERVICES},
+        f"SONATA_{service('ai-scoring').env_key}_PORT": str(scoring.port),
+        "SONATA_MONGO_PORT": str(free_port()), "SONATA_PROMETHEUS_PORT": str(free_port()),
+        "SONATA_MAIL_PORT": str(free_port()), "MONGODB_URL": "mongodb://127.0.0.1/",
+        "AMQP_URL": "amqp://127.0.0.1/", "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    cfg = Config.from_environ(
+        environ, root=ROOT, python=sys.executable, nginx="/usr/sbin/nginx", prometheus=None
+    )
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (cfg.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
     conf = cfg.nginx_dir / "nginx.conf"
@@ -301,7 +452,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ])  # fmt: skip
             await asyncio.sleep(5)  # the consumer keeps the piece and the plans
             url = f"ws://127.0.0.1:{port}/ws/v1/sessions"
-            _SCRIPTS[:] = scripts(takes(), args.seconds)
+            _SCRIPTS[:] = scripts(takes(), args.seconds, args.binary)
             # one handshake first: the kit's verifier fetches auth's keys on first use, and
             # handshakes racing that first fetch are refused 503 (a known kit limitation)
             warm = factory.sign(factory.claims(sub=users[0]))
@@ -318,8 +469,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 judged_before = await judgement_buckets(scoring.base_url)
                 before, wall = cpu_all(pids), time.perf_counter()
                 result, client_cpu_s = await round_(
-                    url, tokens, args.seconds, args.clients, args.arrival_gap_ms / 1000
-                )
+                    "127.0.0.1", port, tokens, args.seconds, args.clients,
+                    args.arrival_gap_ms / 1000,
+                )  # fmt: skip
                 wall = time.perf_counter() - wall
                 # ai-scoring's own histogram (one worker's, with --workers > 1)
                 result["server_judgement"] = server_quantiles(
@@ -355,6 +507,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
         },
         "bench_client_processes": args.clients,
+        "bench_client": "raw asyncio protocol on uvloop, frames encoded before the round",
+        "note_frames": "binary raw MIDI" if args.binary else "JSON",
         "ai_scoring_processes": args.workers,
         "arrival_gap_ms": args.arrival_gap_ms,
         "service_env": args.env,
@@ -378,7 +532,12 @@ def main() -> None:
         help="let uvicorn negotiate permessage-deflate (deploy/local and the image turn it off)",
     )
     p.add_argument("--direct", action="store_true", help="straight to ai-scoring, no nginx")
-    p.add_argument("--clients", type=int, default=2, help="bench client processes")
+    p.add_argument("--clients", type=int, default=1, help="bench client processes")
+    p.add_argument(
+        "--binary",
+        action="store_true",
+        help="send the notes as raw MIDI binary frames instead of JSON notes messages",
+    )
     p.add_argument("--workers", type=int, default=1, help="ai-scoring processes (uvicorn)")
     p.add_argument(
         "--arrival-gap-ms",
