@@ -19,6 +19,7 @@ import httpx
 import pytest
 from py_vapid import Vapid02
 from pymongo import AsyncMongoClient
+from sonata_contracts.ai_scoring import PerformanceScored
 from sonata_contracts.auth import (
     EmailVerificationRequested,
     PhoneVerificationRequested,
@@ -30,8 +31,9 @@ from sonata_contracts.db import (
     AssignmentCreated,
     MasteryReached,
     PerformanceRecorded,
+    StreakChanged,
 )
-from sonata_contracts.payment import PaymentFailed
+from sonata_contracts.payment import PaymentFailed, PaymentSucceeded, SubscriptionChanged
 from sonata_testing import (
     JwksServer,
     ServiceProcess,
@@ -191,6 +193,76 @@ async def test_event_without_address_goes_to_the_stored_contact(
         return {(r["kind"], r["status"], r["consent"]) for r in await mine(http, user)} == expected
 
     await eventually(both_recorded, "both emails recorded as sent")
+
+
+def scored(user: str, score: float) -> PerformanceScored:
+    now = datetime.now(UTC)
+    return PerformanceScored(
+        performance_id=f"p-{uuid.uuid4().hex[:6]}", session_id="s-1", user_id=user,
+        piece_id="fur-elise", piece_version=1, started_at=now - timedelta(minutes=3),
+        finished_at=now, duration_s=180, overall_score=score, subscores={"pitch": score},
+        report={},
+    )  # fmt: skip
+
+
+async def test_each_event_of_the_learners_life_becomes_its_email(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    smtp = doubles[0]
+    user, other = f"u-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
+    email, other_email = await register(amqp_url, user), await register(amqp_url, other)
+    # the performance summary is opt-in: one learner asks for it by email, the other does not
+    r = await http.put(
+        "/v1/preferences",
+        json={"channels": {"performance_summary": {"email": True}}},
+        headers=auth(user),
+    )
+    assert r.status_code == 200, r.text
+    due = datetime(2026, 12, 24, 17, 0, tzinfo=UTC)
+    await publish_events(
+        amqp_url,
+        [
+            scored(user, 0.875),
+            scored(other, 0.5),
+            StreakChanged(user_id=user, days=6, previous_days=6, on_day=due.date(),
+                          status="at_risk"),
+            AssignmentCreated(assignment_id=f"a-{user}", teacher_id="t-1", student_id=user,
+                              piece_id="minuet-in-g", target_score=0.8, due_at=due),
+            PaymentSucceeded(user_id=user, payment_id="pi_1", amount_cents=1299, currency="eur",
+                             description="Sonata Plus, December",
+                             receipt_url="https://pay.example/receipts/r_1"),
+            SubscriptionChanged(user_id=user, subscription_id="sub_1", plan="plus",
+                                status="active", cancel_at_period_end=True,
+                                current_period_end=due),
+        ],
+    )  # fmt: skip
+    expected = {
+        "Your performance scored 0.88": "You finished a performance of fur-elise.",
+        "Keep your 6-day streak": "keeps your 6-day streak alive",
+        "New assignment: minuet-in-g": "Your teacher assigned minuet-in-g, due 2026-12-24",
+        "Receipt: 12.99 EUR": "We received 12.99 EUR for Sonata Plus, December.",
+        "Your subscription: plus (active)": "plus, active, ending with the current period",
+    }
+    for subject, line in expected.items():
+        mail = await smtp.wait_for(
+            lambda m, s=subject: m["To"] == email and str(m["Subject"]) == s, subject
+        )
+        assert line in body_text(mail), (subject, body_text(mail))
+    receipt = next(m for m in smtp.received(to=email) if "Receipt" in str(m["Subject"]))
+    assert 'href="https://pay.example/receipts/r_1"' in body_html(receipt)
+    assert receipt["List-Unsubscribe"] is None  # billing mail is transactional
+
+    async def other_settled() -> bool:
+        rows = await mine(http, other)
+        return {(r["kind"], r["status"], r["error"]) for r in rows} == {
+            ("welcome", "sent", None),
+            ("performance_summary", "suppressed", "not opted in"),
+        }
+
+    await eventually(other_settled, "no summary for the learner who did not opt in")
+    assert not [m for m in smtp.received(to=other_email) if "scored" in str(m["Subject"])]
+    rows = await mine(http, user)
+    assert all(r["status"] == "sent" for r in rows if r["channel"] == "email"), rows
 
 
 async def test_one_click_unsubscribe_stops_that_kind_on_that_channel_only(

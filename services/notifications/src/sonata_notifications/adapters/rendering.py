@@ -89,8 +89,8 @@ MESSAGES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
             "Thank you. We received {{ '%.2f' % (amount_cents / 100) }} {{ currency | upper }}"
             " for {{ description }}.",
         ),
-        None,
-        "",
+        "receipt_url",
+        "View the receipt",
     ),
     "payment_failed": (
         "Your payment did not go through",
@@ -123,6 +123,7 @@ OPTIONAL: dict[str, Any] = {
     "grace_until": None,
     "cancel_at_period_end": False,
     "description": "your plan",
+    "receipt_url": None,
     "days": 0,
 }
 

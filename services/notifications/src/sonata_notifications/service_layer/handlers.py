@@ -47,7 +47,10 @@ ROUTES: dict[type[Event], tuple[str, tuple[str, ...]]] = {
     MasteryReached: ("mastery", ("piece_id", "section")),
     StreakChanged: ("streak_at_risk", ("days", "status")),
     AssignmentCreated: ("assignment_created", ("piece_id", "due_at", "target_score")),
-    PaymentSucceeded: ("payment_receipt", ("amount_cents", "currency", "description")),
+    PaymentSucceeded: (
+        "payment_receipt",
+        ("amount_cents", "currency", "description", "receipt_url"),
+    ),
     PaymentFailed: ("payment_failed", ("amount_cents", "currency", "reason", "grace_until")),
     SubscriptionChanged: ("subscription_changed", ("plan", "status", "cancel_at_period_end")),
 }
