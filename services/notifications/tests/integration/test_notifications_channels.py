@@ -662,6 +662,38 @@ async def test_no_text_without_the_users_opt_in_to_sms(
     assert sorted(r["status"] for r in rows) == ["sent", "suppressed"]
 
 
+async def test_twilio_busy_is_retried_and_a_refused_number_fails_visibly(
+    service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
+) -> None:
+    twilio: TwilioDouble = doubles[1]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    phone = "+43660" + str(uuid.uuid4().int)[:7]
+    await consent_to_sms(http, user)
+    twilio.fail_next_with = [503, 429]  # Twilio down, then rate limiting
+    code = code_for(user, phone, "905118")
+    await publish_events(amqp_url, [code])
+
+    async def sent() -> bool:
+        rows = await mine(http, user)
+        return [(r["status"], r["attempts"]) for r in rows] == [("sent", 3)]
+
+    await eventually(sent, "the code sent on the third attempt")
+    assert [m.idempotency_token for m in twilio.messages if m.to == phone] == [f"{code.id}:sms"]
+
+    other = f"u-{uuid.uuid4().hex[:8]}"
+    await consent_to_sms(http, other)
+    await publish_events(amqp_url, [code_for(other, "0660 123", "905119")])
+
+    async def refused() -> bool:
+        rows = await mine(http, other)
+        return len(rows) == 1 and rows[0]["status"] == "failed"
+
+    await eventually(refused, "the code to a number Twilio refuses recorded as failed")
+    [row] = await mine(http, other)
+    assert row["attempts"] == 1  # refused for good: not retried
+    assert row["error"].startswith("Twilio 400 (21211)"), row["error"]
+
+
 async def test_sms_code_callbacks_stop_and_help(
     service: ServiceProcess, doubles: Any, amqp_url: str, http: httpx.AsyncClient
 ) -> None:
