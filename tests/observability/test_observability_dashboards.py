@@ -321,6 +321,29 @@ def test_the_load_shows_up_in_the_figures(prometheus: Prometheus, load: object) 
             'max(sonata_kpi_today{figure="payment_failures"})',
             lambda v: v == 1,
         ),
+        "the signup counted today": ('max(sonata_kpi_today{figure="signups"})', lambda v: v >= 1),
+        "the learner counted active this week": (
+            'max(sonata_kpi_active_learners{window="week"})',
+            lambda v: v >= 1,
+        ),
+        "the performance's score averaged": (
+            "max(sonata_kpi_average_score_today)",
+            lambda v: v > 0,
+        ),
+        # db announces the learner's first practice day; metrics keeps it running that day
+        "the learner's streak running": (
+            'max(sonata_kpi_streaks{state="active"}) and on() max(sonata_kpi_longest_streak_days)'
+            " >= 1",
+            lambda v: v >= 1,
+        ),
+        "the emails counted as delivered today": (
+            'max(sonata_kpi_notifications_today{channel="email",outcome="sent"})',
+            lambda v: v >= 2,
+        ),
+        "the subscription live": (
+            'max(sonata_kpi_active_subscriptions{plan="premium_monthly"})',
+            lambda v: v >= 1,
+        ),
         "no 5xx anywhere (readiness refused while starting is by design)": (
             'sum(sonata_http_requests_total{status=~"5..",route!="/readyz"}) or on() vector(0)',
             lambda v: v == 0,
