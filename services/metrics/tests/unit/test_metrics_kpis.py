@@ -226,13 +226,14 @@ async def test_streaks_masteries_payment_failures_and_deliverability() -> None:
     store = MemoryStore()
 
     def streak(user: str, days: int, status: str, minutes: int) -> StreakChanged:
+        at = MONDAY + timedelta(minutes=minutes)
         return StreakChanged(
             user_id=user,
             days=days,
             previous_days=max(days - 1, 0),
-            on_day=MONDAY.date(),
+            on_day=at.date(),
             status=status,
-            occurred_at=MONDAY + timedelta(minutes=minutes),
+            occurred_at=at,
         )
 
     def sent(channel: str) -> NotificationSent:
@@ -248,7 +249,8 @@ async def test_streaks_masteries_payment_failures_and_deliverability() -> None:
         store,
         [
             streak("ana", 12, "extended", 0),
-            streak("ben", 3, "extended", 0),
+            # ben practised on Sunday and is warned on Monday
+            streak("ben", 3, "extended", -24 * 60),
             streak("ben", 3, "at_risk", 5),
             # cleo missed days; her take today restarted the streak at 1: running again
             streak("cleo", 9, "extended", 0),
@@ -355,6 +357,20 @@ async def test_a_streak_nobody_continues_expires_on_the_learners_own_calendar() 
     day_13 = datetime.combine(MONDAY.date() + timedelta(days=14), time(11, 0), UTC)
     assert await running(day_13) == (2, 0, 4)
     assert await running(day_13 + timedelta(hours=2)) == (1, 0, 3)
+
+
+async def test_a_warning_racing_the_days_first_take_does_not_undo_it() -> None:
+    """db's sweep read no take for Tuesday and warned a moment after the take's event was
+    stamped; in any arrival order the take stands: Tuesday was practised."""
+    tue = date(2031, 3, 4)
+    take = streak_event("ana", 6, "extended", tue, datetime(2031, 3, 4, 18, 0, 0, tzinfo=UTC))
+    warning = streak_event("ana", 5, "at_risk", tue, datetime(2031, 3, 4, 18, 0, 1, tzinfo=UTC))
+    monday = streak_event("ana", 5, "extended", MONDAY.date(), MONDAY)
+    for order in itertools.permutations([monday, take, warning]):
+        store = MemoryStore()
+        await feed(store, [registered("ana", "UTC"), *order])
+        wednesday = (await summary(store, datetime(2031, 3, 5, 9, 0, tzinfo=UTC), PRICES)).streaks
+        assert (wednesday.active, wednesday.at_risk, wednesday.longest_days) == (1, 0, 6), order
 
 
 async def test_a_deleted_learner_stays_counted_but_unlinked() -> None:
