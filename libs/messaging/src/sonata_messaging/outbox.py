@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +71,13 @@ class Outbox:
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
         return max(0.0, (datetime.now(UTC) - created).total_seconds())
+
+    async def delete_naming(self, value: str, session: AsyncClientSession) -> int:
+        """Erasure: drop every row, sent or not, whose event holds ``value`` as a JSON string
+        (a user's id); returns how many went."""
+        named = re.escape(json.dumps(value, ensure_ascii=False))
+        result = await self.collection.delete_many({"body": {"$regex": named}}, session=session)
+        return result.deleted_count
 
     async def mark_published(self, ids: list[str]) -> None:
         await self.collection.update_many(

@@ -196,3 +196,9 @@ async def test_deleting_an_account_strips_its_address_and_ips_from_the_audit_log
     # Another person's trail is untouched.
     kept = await auth_db.db["audit_log"].find_one({"user_id": other_id, "event": "login_failed"})
     assert (kept["ip"], kept["detail"]["email"]) == ("10.1.1.3", bystander)
+    # The outbox forgets the events that carried the address and the links, sent or not.
+    outbox = auth_db.db["outbox"]
+    assert await outbox.count_documents({"body": {"$regex": email}}) == 0
+    left = [r["name"] async for r in outbox.find({"body": {"$regex": user_id}})]
+    assert left == ["auth.user_deleted.v1"]
+    assert await outbox.count_documents({"body": {"$regex": bystander}}) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -206,9 +207,15 @@ class FakeTx:
         self.oauth_states = FakeOAuthStates(s)
         self.audit = FakeAudit(s)
         self.events: list[Event] = []
+        self.forgotten: list[str] = []
 
     async def publish(self, event: Event) -> None:
         self.events.append(event)
+
+    async def forget_events(self, user_id: str) -> None:
+        self.forgotten.append(user_id)
+        named = json.dumps(user_id)
+        self.events = [e for e in self.events if named not in e.to_json().decode()]
 
 
 class FakeUnitOfWork:
@@ -226,6 +233,9 @@ class FakeUnitOfWork:
         except BaseException:
             self.store.__dict__.update(snapshot.__dict__)
             raise
+        for user_id in tx.forgotten:
+            named = json.dumps(user_id)
+            self.published = [e for e in self.published if named not in e.to_json().decode()]
         self.published.extend(tx.events)
         return result
 

@@ -174,16 +174,23 @@ async def test_only_admins_change_roles_and_the_change_is_published(world):
 
 async def test_deletion_erases_the_account_and_publishes_it(world):
     claims, tokens = await _session(world)
+    bystander, _ = await _session(world, "bob@example.com")
     await accounts.delete_account(world.deps, claims.sub)
     assert claims.sub not in world.uow.store.users
     assert [e.user_id for e in world.uow.events(UserDeleted)] == [claims.sub]
+    # the outbox keeps no event naming them but the deletion itself; others' stay
+    naming = [type(e).__name__ for e in world.uow.published if claims.sub in e.to_json().decode()]
+    assert naming == ["UserDeleted"]
+    assert [e.email for e in world.uow.events(UserRegistered)] == ["bob@example.com"]
     with pytest.raises(InvalidRefreshTokenError):
         await sessions.refresh(world.deps, tokens.refresh_token, None)
     with pytest.raises(InvalidCredentialsError):
         await sessions.login(world.deps, "ada@example.com", PASSWORD, None)
     # Signing up again with the same address starts a new account.
     await _signup(world)
-    assert len(world.uow.store.users) == 1
+    emails = sorted(u.email for u in world.uow.store.users.values())
+    assert emails == ["ada@example.com", "bob@example.com"]
+    assert bystander.sub in world.uow.store.users
 
 
 async def test_deletion_leaves_no_address_or_ip_in_the_audit_trail(world):

@@ -38,6 +38,10 @@ class MongoTx:
     async def publish(self, event: Event) -> None:
         await self._tx.publish(event)
 
+    async def forget_events(self, user_id: str) -> None:
+        if self._tx.outbox is not None:
+            await self._tx.outbox.delete_naming(user_id, self._tx.session)
+
 
 class MongoUnitOfWork:
     def __init__(self, client: AsyncMongoClient[Any], outbox: Outbox) -> None:

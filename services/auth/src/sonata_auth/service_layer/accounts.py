@@ -300,6 +300,9 @@ async def delete_account(d: Deps, user_id: str) -> None:
         await tx.oauth_accounts.delete_for_user(user_id)
         # The audit trail outlives the account, naming an id, not a person: its addresses go.
         await tx.audit.anonymise(user_id, user.email)
+        # The events kept in the outbox carry the address, name, phone and links; those not
+        # sent yet would only tell consumers about data they are now told to erase.
+        await tx.forget_events(user_id)
         await audit(tx, AuditEvent.ACCOUNT_DELETED, user_id, now)
         await tx.publish(UserDeleted(user_id=user_id))
 

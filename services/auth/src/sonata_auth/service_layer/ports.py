@@ -105,6 +105,10 @@ class Tx(Protocol):
 
     async def publish(self, event: Event) -> None: ...
 
+    async def forget_events(self, user_id: str) -> None:
+        """Drop the outbox's events naming the user, sent or not (published before this)."""
+        ...
+
 
 class UnitOfWork(Protocol):
     async def run(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
