@@ -208,12 +208,12 @@ async def test_poison_messages_land_once_in_the_dead_letter_queue_and_can_be_rep
     broken = {"handler": True}
 
     async def apply(event: UserDeleted, tx: Transaction) -> None:
-        if event.user_id == "explodes" and broken["handler"]:
-            raise RuntimeError("handler bug")
         await db.effects.insert_one(
             {"user_id": event.user_id, "correlation_id": get_correlation_id()},
             session=tx.session,
         )
+        if event.user_id == "explodes" and broken["handler"]:
+            raise RuntimeError("handler bug after its write: the transaction rolls back")
 
     consumer = Consumer(
         service, amqp_url, client, db, [on(UserDeleted, apply)], attempts=3, retry_delay=0.01
@@ -223,6 +223,7 @@ async def test_poison_messages_land_once_in_the_dead_letter_queue_and_can_be_rep
     dead_before = sample(
         "sonata_events_dead_lettered_total", service=service, reason="handler_failed"
     )
+    labels = {"service": service, "event": UserDeleted.NAME}
     try:
         first = UserDeleted(user_id="first", correlation_id="req-from-http-42")
         await bus.publish([first])
@@ -253,6 +254,10 @@ async def test_poison_messages_land_once_in_the_dead_letter_queue_and_can_be_rep
         row = await db.effects.find_one({"user_id": "first"})
         assert row is not None
         assert row["correlation_id"] == "req-from-http-42"
+        # the rolled-back attempts left nothing and counted as failed, never as consumed
+        assert await db.effects.count_documents({"user_id": "explodes"}) == 0
+        assert sample("sonata_events_failed_total", **labels) == 3
+        assert sample("sonata_events_consumed_total", **labels, outcome="applied") == 1 + len(after)
 
         # The bug is fixed; `make dlq-replay` moves the dead letters back with their ids.
         broken["handler"] = False
