@@ -239,7 +239,10 @@ async def test_each_event_of_the_learners_life_becomes_its_email(
     expected = {
         "Your performance scored 0.88": "You finished a performance of fur-elise.",
         "Keep your 6-day streak": "keeps your 6-day streak alive",
-        "New assignment: minuet-in-g": "Your teacher assigned minuet-in-g, due 2026-12-24",
+        "New assignment: minuet-in-g": (
+            "Your teacher assigned minuet-in-g, due Thursday 24 December 2026, 18:00"
+            " (Europe/Vienna)."
+        ),
         "Receipt: 12.99 EUR": "We received 12.99 EUR for Sonata Plus, December.",
         "Your subscription: plus (active)": "plus, active, ending with the current period",
     }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from sonata_notifications.domain.model import Channel, Rendered
+from sonata_notifications.domain.model import Channel, Rendered, zone
 
 # kind -> (subject, body lines, meta field holding the action link, the link's label)
 MESSAGES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
@@ -23,7 +24,7 @@ MESSAGES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
         "Confirm your email address",
         (
             "Confirm this address to finish setting up your Sonata account.",
-            "The link works until {{ expires_at }}.",
+            "The link works until {{ expires_at | when(timezone) }}.",
         ),
         "verify_url",
         "Confirm my email address",
@@ -38,7 +39,7 @@ MESSAGES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
         "Reset your password",
         (
             "Someone asked to reset your Sonata password. If it was not you, ignore this email.",
-            "The link works until {{ expires_at }}.",
+            "The link works until {{ expires_at | when(timezone) }}.",
         ),
         "reset_url",
         "Choose a new password",
@@ -73,13 +74,19 @@ MESSAGES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
     ),
     "assignment_created": (
         "New assignment: {{ piece_id }}",
-        ("Your teacher assigned {{ piece_id }}{% if due_at %}, due {{ due_at }}{% endif %}.",),
+        (
+            "Your teacher assigned {{ piece_id }}"
+            "{% if due_at %}, due {{ due_at | when(timezone) }}{% endif %}.",
+        ),
         None,
         "",
     ),
     "assignment_due": (
         "Due soon: {{ piece_id }}",
-        ("Your assignment on {{ piece_id }} is due {{ due_at }}. A run-through today helps.",),
+        (
+            "Your assignment on {{ piece_id }} is due {{ due_at | when(timezone) }}."
+            " A run-through today helps.",
+        ),
         None,
         "",
     ),
@@ -97,7 +104,8 @@ MESSAGES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
         (
             "We could not charge {{ '%.2f' % (amount_cents / 100) }} {{ currency | upper }}"
             " ({{ reason }}).",
-            "{% if grace_until %}Your plan stays active until {{ grace_until }}; {% endif %}"
+            "{% if grace_until %}Your plan stays active until {{ grace_until | when(timezone) }};"
+            " {% endif %}"
             "please update your payment method.",
         ),
         None,
@@ -125,7 +133,24 @@ OPTIONAL: dict[str, Any] = {
     "description": "your plan",
     "receipt_url": None,
     "days": 0,
+    "timezone": None,
 }
+
+
+def when(value: str | None, timezone: str | None) -> str:
+    """An instant from an event (ISO 8601) as the reader's clock shows it:
+    `Thursday 24 December 2026, 18:00 (Europe/Vienna)`; UTC when their zone is unknown."""
+    if not value:
+        return ""
+    try:
+        instant = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if instant.tzinfo is None:
+        return str(value)
+    tz = zone(timezone)
+    local = instant.astimezone(tz)
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({tz.key})"
 
 
 class JinjaRenderer:
@@ -136,6 +161,7 @@ class JinjaRenderer:
             undefined=StrictUndefined,
         )
         self.text_env = Environment(undefined=StrictUndefined, autoescape=False)
+        self.text_env.filters["when"] = when
 
     def render(
         self, kind: str, channel: Channel, meta: dict[str, Any], unsubscribe_url: str | None

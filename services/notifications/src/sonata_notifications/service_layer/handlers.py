@@ -83,7 +83,7 @@ async def queue(
     """Record one notification per channel of the kind; returns how many will go out."""
     kind = KINDS[kind_name]
     contact: ContactView | None = None
-    prefs = Preferences()
+    prefs: Preferences | None = None
     # Looked up only when needed: an account email that carries its address costs no reads.
     addressed = (c for c in kind.channels if c != "push")
     if user_id is not None and any(_address(c, email, phone, None) is None for c in addressed):
@@ -91,6 +91,12 @@ async def queue(
     # SMS needs the user's opt-in whatever the kind
     if user_id is not None and (not kind.transactional or "sms" in kind.channels):
         prefs = await store.preferences(user_id)
+    # the reader's zone for the times in the message, when already known without another read
+    timezone = prefs.timezone if prefs is not None else (contact.timezone if contact else None)
+    if timezone:
+        meta = {**meta, "timezone": timezone}
+    if prefs is None:
+        prefs = Preferences()
     queued = 0
     for index, channel in enumerate(kind.channels):
         to = _address(channel, email, phone, contact)
