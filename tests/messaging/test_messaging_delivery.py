@@ -377,6 +377,7 @@ async def test_outbox_age_rises_while_the_broker_is_unreachable_then_rows_go_out
     await run_in_transaction(client, write, outbox=outbox)
     unreachable = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
     failed_before = sample("sonata_events_publish_failed_total", service=service)
+    published = {"service": service, "event": PieceWithdrawn.NAME}
     down = asyncio.create_task(
         OutboxRelay(outbox, unreachable, age_interval=0.1, max_backoff=0.2).run()
     )
@@ -398,6 +399,8 @@ async def test_outbox_age_rises_while_the_broker_is_unreachable_then_rows_go_out
         await wait_until(still_rising, "the outbox age gauge to keep rising")
         assert sample("sonata_events_publish_failed_total", service=service) > failed_before
         assert await outbox.collection.count_documents({"published_at": None}) == 3
+        # nothing the broker has not confirmed counts as published
+        assert sample("sonata_events_published_total", **published) == 0
     finally:
         await stop(down)
 
@@ -409,6 +412,7 @@ async def test_outbox_age_rises_while_the_broker_is_unreachable_then_rows_go_out
 
         await wait_until(delivered, "the rows to go out once the broker is back")
         assert await outbox.collection.count_documents({"published_at": None}) == 0
+        assert sample("sonata_events_published_total", **published) == 3
     finally:
         await stop(up)
     received = await bus.drain(observer)
