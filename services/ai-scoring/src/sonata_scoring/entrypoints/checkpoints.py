@@ -15,36 +15,57 @@ if TYPE_CHECKING:
 log = logging.getLogger("sonata_scoring.ws")
 
 
+# The interval is cut into this many slots, each connection keeps one, and each slot is written
+# in its turn: a write of a tenth of the sessions every interval/10, never one of all of them at
+# once (and all their acks), during which every session of the process waits.
+SLOTS = 10
+
+
 class GroupCommit:
-    """Checkpoints of every connection of this process, one database write per interval: the
-    database sees one insert of a small chunk per session instead of a write per message, and
-    judgements never wait on it."""
+    """Checkpoints of every connection of this process, one database write per slot of the
+    interval: the database sees one insert of a small chunk per session per interval instead
+    of a write per message, and judgements never wait on it."""
 
     def __init__(self, interval_s: float, touch_after_s: float) -> None:
         self.interval_s = interval_s
         self.touch_after_s = touch_after_s
-        self.pending: set[Connection] = set()
+        self.slots: list[set[Connection]] = [set() for _ in range(SLOTS)]
+        self.turn = 0  # the slot written next
+        self.handed = 0  # slots given out, round robin
         self.task = asyncio.create_task(self._run(), name="checkpoint group commit")
+
+    def add(self, connection: Connection) -> None:
+        """Wait for the connection's slot: within one interval, its checkpoint is written."""
+        if connection.commit_slot < 0:
+            connection.commit_slot = self.handed % SLOTS
+            self.handed += 1
+        self.slots[connection.commit_slot].add(connection)
 
     async def _run(self) -> None:
         # ends when nothing is pending, so an idle process runs no timer; the next ack restarts it
-        while self.pending:
-            await asyncio.sleep(self.interval_s)
+        loop = asyncio.get_running_loop()
+        step = self.interval_s / SLOTS
+        due = loop.time()
+        while any(self.slots):
+            due += step
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            pending, self.turn = self.slots[self.turn], (self.turn + 1) % SLOTS
             try:
-                await self._commit()
+                await self._commit(pending)
             except Exception:
                 # the pending connections stay pending: their acks wait for the next round
                 log.exception("checkpoint group commit failed; retrying")
 
-    def _drop(self, connections: list[Connection]) -> None:
+    @staticmethod
+    def _drop(pending: set[Connection], connections: list[Connection]) -> None:
         for c in connections:
-            self.pending.discard(c)
+            pending.discard(c)
             c.commit_pending = False
 
-    async def _commit(self) -> None:
+    async def _commit(self, pending: set[Connection]) -> None:
         # a connection flushing on its own (finish, close) keeps its lock: it waits a round
-        self._drop([c for c in self.pending if c.done.is_set()])
-        batch = [c for c in self.pending if not c.flush_lock.locked()]
+        self._drop(pending, [c for c in pending if c.done.is_set()])
+        batch = [c for c in pending if not c.flush_lock.locked()]
         if not batch:
             return
         for c in batch:
@@ -75,7 +96,9 @@ class GroupCommit:
                 else:
                     c.end(4000, "the session was finished or taken over by another connection")
             # what arrived during the write stays pending for the next round
-            self._drop([c for c in batch if c.handle is None or c.processed == c.handle.last_seq])
+            self._drop(
+                pending, [c for c in batch if c.handle is None or c.processed == c.handle.last_seq]
+            )
         finally:
             for c in batch:
                 c.flush_lock.release()

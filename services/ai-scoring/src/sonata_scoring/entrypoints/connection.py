@@ -80,6 +80,7 @@ class Connection:
         self.bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst, self.received_at)
         self.last_position: tuple[Any, ...] | None = None  # the last the client was told
         self.commit_pending = False  # waiting in the group commit
+        self.commit_slot = -1  # its slot of the group commit's interval, once it has one
         self.touch_due = 0.0  # when a frame next asks the group commit to refresh last_seen_at
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -415,9 +416,7 @@ class Connection:
     def _schedule_flush(self) -> None:
         if not self.commit_pending:
             self.commit_pending = True
-            group_commit(self.settings.ws_checkpoint_interval_s, self._touch_after_s).pending.add(
-                self
-            )
+            group_commit(self.settings.ws_checkpoint_interval_s, self._touch_after_s).add(self)
 
     async def _flush(self) -> None:
         async with self.flush_lock:
