@@ -21,13 +21,16 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from sonata_contracts.auth import UserRegistered
+from sonata_contracts.db import AchievementUnlocked
+from sonata_testing import publish_events
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from local_fleet import local_fleet  # noqa: E402
-from sonata_local.plan import SERVICES, Config, Service  # noqa: E402
+from sonata_local.plan import SERVICES, Config, Service, service  # noqa: E402
 
 pytestmark = pytest.mark.fleet
 
@@ -185,5 +188,31 @@ def test_signup_mail_lands_in_var_mail_and_its_link_verifies(
     token = httpx.URL(link.group(0)).params["token"]
     r = client.post(f"{auth}/v1/email/verify", json={"token": token})
     assert r.status_code == 200, r.text
-    r = client.post(f"{auth}/v1/login", json={"email": address, "password": password})
+
+
+async def test_the_unsubscribe_link_of_a_kept_mail_works_through_the_gateway(
+    fleet: Config,
+) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    address = f"{user}@example.org"
+    registered = UserRegistered(
+        user_id=user, email=address, display_name="Clara", roles=["student"], locale="en",
+        timezone="Europe/Vienna",
+    )  # fmt: skip
+    unlocked = AchievementUnlocked(user_id=user, achievement="first", title="First piece")
+    await publish_events(fleet.amqp_url, [registered, unlocked])
+    deadline = time.monotonic() + 60
+    while not (
+        mine := [
+            m
+            for m in _kept_mail(fleet.mail_dir)
+            if str(m["To"]) == address and "First piece" in str(m["Subject"])
+        ]
+    ):
+        assert time.monotonic() < deadline, "no achievement mail in var/mail"
+        await asyncio.sleep(0.2)
+    link = str(mine[0]["List-Unsubscribe"]).strip("<> ")
+    assert link.startswith(f"{fleet.gateway_url(service('notifications'))}/v1/unsubscribe/"), link
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(link, data={"List-Unsubscribe": "One-Click"})
     assert r.status_code == 200, r.text

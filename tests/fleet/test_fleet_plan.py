@@ -96,8 +96,21 @@ def test_notifications_mails_the_sink_that_keeps_messages_under_var() -> None:
     # no other service is handed an SMTP server
     assert all("SMTP_HOST" not in cfg.service_env(s) for s in SERVICES if s.name != "notifications")
 
-    moved = plan(SONATA_MAIL_PORT="2525")
-    assert moved.service_env(service("notifications"))["SMTP_PORT"] == "2525"
+    assert env["PUBLIC_BASE_URL"] == "http://127.0.0.1:8080/api/notifications"
+
+    moved = plan(SONATA_MAIL_PORT="2525", SONATA_GATEWAY_PORT="9180")
+    moved_env = moved.service_env(service("notifications"))
+    assert moved_env["SMTP_PORT"] == "2525"
+    # the links in the mail follow the gateway, or the service itself without nginx
+    assert moved_env["PUBLIC_BASE_URL"] == "http://127.0.0.1:9180/api/notifications"
+    bare = Config.from_environ(
+        {"SONATA_NOTIFICATIONS_PORT": "9104"},
+        root=ROOT,
+        python=sys.executable,
+        nginx=None,
+        prometheus=None,
+    )
+    assert bare.service_env(service("notifications"))["PUBLIC_BASE_URL"] == "http://127.0.0.1:9104"
     moved_argv = next(argv for name, argv, _ in moved.processes() if name == "mail")
     assert moved_argv[moved_argv.index("--port") + 1] == "2525"
 

@@ -217,6 +217,8 @@ class Config:
         }
         if svc.name == MAIL_SERVICE:
             env |= self.smtp_env()
+            # unsubscribe links in the mail (and Twilio's callbacks) reach it where it runs
+            env["PUBLIC_BASE_URL"] = self.gateway_url(svc) if self.gateway else self.direct_url(svc)
         if self.gateway:
             # The docs page links the OpenAPI document under this prefix; requests that
             # arrive directly still route, as the prefix is stripped only when present.
@@ -325,7 +327,9 @@ def render_gateway(upstreams: Sequence[tuple[Service, str]], listen: str) -> str
         "proxy_set_header Host $http_host;",
         "proxy_set_header X-Request-ID $sonata_request_id;",
         "proxy_set_header X-Real-IP $remote_addr;",
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        # The gateway is the edge: what a client claims in X-Forwarded-For is dropped, or it
+        # could pick the address auth's per-IP login limit counts.
+        "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
     ]
     out += [
