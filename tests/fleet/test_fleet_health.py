@@ -216,3 +216,22 @@ async def test_the_unsubscribe_link_of_a_kept_mail_works_through_the_gateway(
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.post(link, data={"List-Unsubscribe": "One-Click"})
     assert r.status_code == 200, r.text
+
+
+def test_a_client_cannot_choose_its_address_through_the_gateway(
+    fleet: Config, client: httpx.Client
+) -> None:
+    # Last in the module: it spends this machine's login allowance (30 tries per 5 minutes
+    # per address, auth's default; the tests above used some) on unknown accounts.
+    auth = fleet.gateway_url(SERVICES[0])
+    answers: list[int] = []
+    while 429 not in answers and len(answers) <= 30:
+        r = client.post(
+            f"{auth}/v1/login",
+            json={"email": f"spoof-{uuid.uuid4().hex[:8]}@example.org", "password": "x" * 12},
+            # a different made-up client address every time: the gateway must not pass it on
+            headers={"X-Forwarded-For": f"198.51.100.{len(answers) + 1}"},
+        )
+        answers.append(r.status_code)
+    assert answers[-1] == 429, f"{len(answers)} tries from one address, none refused"
+    assert set(answers[:-1]) <= {401}, answers
