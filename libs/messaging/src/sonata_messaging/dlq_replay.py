@@ -13,6 +13,7 @@ import os
 import sys
 
 import aio_pika
+from aiormq.exceptions import AMQPConnectionError, ChannelNotFoundEntity
 
 from sonata_messaging.topology import dead_queue_name
 
@@ -72,8 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=None, help="move at most N messages")
     args = parser.parse_args(argv)
-    moved = asyncio.run(replay(args.service, args.amqp_url, args.limit))
-    print(f"moved {moved} message(s) from {dead_queue_name(args.service)} to {args.service}")
+    dead = dead_queue_name(args.service)
+    try:
+        moved = asyncio.run(replay(args.service, args.amqp_url, args.limit))
+    except ChannelNotFoundEntity:
+        print(
+            f"no queue {dead}: {args.service} is not a consuming service, or it has never "
+            "started against this broker",
+            file=sys.stderr,
+        )
+        return 2
+    except (AMQPConnectionError, OSError, TimeoutError) as exc:
+        print(f"cannot reach RabbitMQ (AMQP_URL): {exc!r}", file=sys.stderr)
+        return 1
+    print(f"moved {moved} message(s) from {dead} to {args.service}")
     return 0
 
 
