@@ -180,6 +180,32 @@ def test_published_ports_are_distinct_and_the_gateway_is_8080() -> None:
     assert ("gateway", "${GATEWAY_PORT:-8080}") in published
 
 
+def _container_port(spec: dict[str, Any]) -> int:
+    (port,) = spec["ports"]
+    return int(str(port).rsplit(":", 1)[-1])
+
+
+def test_published_ports_are_the_ones_listened_on_and_health_checked() -> None:
+    services = compose()["services"]
+    conf = (ROOT / "deploy" / "nginx" / "gateway.conf").read_text()
+    gateway = services["gateway"]
+    assert f"listen {_container_port(gateway)};" in conf
+    check = " ".join(gateway["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{_container_port(gateway)}/healthz" in check
+    assert "location = /healthz {" in conf
+    for name in ("prometheus", "grafana"):
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{_container_port(services[name])}/" in check, name
+    # the AMQP and MongoDB addresses every service is given are the images' own ports
+    env = services["auth"]["environment"]
+    assert "@rabbitmq:5672/" in env["AMQP_URL"]
+    assert env["MONGODB_URL"].startswith("mongodb://mongo:27017/")
+    # notifications sends mail to Mailpit's SMTP port (1025 in the image), not its UI port
+    notifications = services["notifications"]["environment"]
+    assert (notifications["SMTP_HOST"], str(notifications["SMTP_PORT"])) == ("mailpit", "1025")
+    assert _container_port(services["mailpit"]) != 1025
+
+
 def test_every_variable_is_documented_in_env_example() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     required: dict[str, set[bool]] = {}
