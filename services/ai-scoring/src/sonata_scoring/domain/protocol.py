@@ -6,11 +6,12 @@ message that breaks the rules of the conversation is a `Violation` (the connecti
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 PROTOCOL = "sonata.v1"
 BEARER_PREFIX = "bearer."
@@ -129,8 +130,10 @@ def _optional_bar(body: dict[str, Any], key: str, seq: int) -> int | None:
 
 def parse_text(text: str, max_events: int) -> Message:
     try:
-        body = json.loads(text)
-    except ValueError:
+        # orjson: a few times faster than json on every message; strict JSON, so NaN and
+        # Infinity literals are not JSON either
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise Malformed("not JSON") from None
     if not isinstance(body, dict):
         raise Malformed("a message is a JSON object")

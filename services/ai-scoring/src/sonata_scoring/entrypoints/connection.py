@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -11,6 +10,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import WebSocket, WebSocketDisconnect
 from sonata_engine import EngineError
 from sonata_kit import Principal, Runtime, ServiceError
@@ -49,7 +49,6 @@ from sonata_scoring.settings import ScoringSettings
 log = logging.getLogger("sonata_scoring.ws")
 CALIBRATION_PROBES = 5
 SEQUENCED = (Notes, Control)
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _ACTIVE: dict[str, Connection] = {}  # session id -> the connection driving it here
 
 
@@ -130,7 +129,8 @@ class Connection:
     def emit(self, message: dict[str, Any]) -> None:
         if self.done.is_set():
             return
-        text = _ENCODE(message)
+        # orjson writes compact JSON several times faster than json (keys in order: type, seq)
+        text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         self.queued_bytes += len(text)
         if self.queued_bytes > self.settings.ws_send_buffer_bytes:
             self.end(1008, "client is not reading: send buffer full")
