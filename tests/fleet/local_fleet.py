@@ -25,6 +25,7 @@ def local_fleet(var: Path, vhost_prefix: str, *, require_gateway: bool = False) 
         env |= {
             "SONATA_GATEWAY_PORT": str(free_port()),
             "SONATA_MAIL_PORT": str(free_port()),
+            "SONATA_SMS_PORT": str(free_port()),
             "SONATA_VAR_DIR": str(var),
             "SONATA_PROMETHEUS": "off",
             "MONGODB_URL": mongo.url,

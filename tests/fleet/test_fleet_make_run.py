@@ -79,9 +79,10 @@ def test_make_run_starts_the_fleet_and_ctrl_c_stops_all_of_it(tmp_path: Path) ->
     ports = {f"SONATA_{s.env_key}_PORT": free_port() for s in SERVICES}
     ports |= {"SONATA_GATEWAY_PORT": free_port(), "SONATA_MONGO_PORT": free_port()}
     ports["SONATA_MAIL_PORT"] = free_port()
+    ports["SONATA_SMS_PORT"] = free_port()
     out_path = tmp_path / "make-run.out"
     with RabbitVhost("sonata-makerun") as vhost, out_path.open("wb") as out:
-        skip = ("MONGODB_URL", "ENVIRONMENT", "SMTP_HOST", "SMTP_PORT")
+        skip = ("MONGODB_URL", "ENVIRONMENT", "SMTP_HOST", "SMTP_PORT", "TWILIO_ACCOUNT_SID")
         env = {k: v for k, v in os.environ.items() if k not in skip}
         env |= {k: str(v) for k, v in ports.items()}
         env |= {"SONATA_VAR_DIR": str(tmp_path / "var"), "AMQP_URL": vhost.url}
@@ -114,12 +115,20 @@ def test_make_run_starts_the_fleet_and_ctrl_c_stops_all_of_it(tmp_path: Path) ->
             # where a developer's mail lands, and the sink listening there
             assert f"Mail: every message sent is kept in {tmp_path / 'var' / 'mail'}/" in printed
             assert f"SMTP sink on 127.0.0.1:{ports['SONATA_MAIL_PORT']}" in printed
+            assert f"SMS: every text sent is kept in {tmp_path / 'var' / 'sms'}/" in printed
             mongo_url = f"mongodb://127.0.0.1:{ports['SONATA_MONGO_PORT']}/?directConnection=true"
             with pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=5000) as c:
                 c["fleet_check"]["marks"].insert_one({"_id": "kept", "at": time.time()})
             seen = _tree(proc.pid)
             names = " ".join(_cmdline(p) for p in seen)
-            for part in ("honcho", "secantusd", "uvicorn", "nginx", "sonata_local.mailsink"):
+            for part in (
+                "honcho",
+                "secantusd",
+                "uvicorn",
+                "nginx",
+                "sonata_local.mailsink",
+                "sonata_local.smssink",
+            ):
                 assert part in names, f"{part} not among the processes of make run: {names}"
         finally:
             seen |= _tree(proc.pid)
@@ -155,6 +164,7 @@ def _refused(tmp_path: Path, **overrides: str) -> str:
     env |= {f"SONATA_{s.env_key}_PORT": str(free_port()) for s in SERVICES}
     env |= {"SONATA_GATEWAY_PORT": str(free_port()), "SONATA_MONGO_PORT": str(free_port())}
     env["SONATA_MAIL_PORT"] = str(free_port())
+    env["SONATA_SMS_PORT"] = str(free_port())
     env |= {"SONATA_VAR_DIR": str(tmp_path / "var"), "SONATA_PROMETHEUS": "off", **overrides}
     done = subprocess.run(
         ["make", "--no-print-directory", "run"],

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import shlex
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,8 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
 from sonata_local.plan import SERVICES, Config, PlanError, service  # noqa: E402
 from sonata_testing import free_port  # noqa: E402
+from twilio.http.http_client import TwilioHttpClient  # noqa: E402
+from twilio.rest import Client  # noqa: E402
 
 
 def plan(**environ: str) -> Config:
@@ -79,7 +83,11 @@ def test_unusable_settings_are_refused_with_their_name(environ: dict[str, str], 
 def test_without_nginx_services_keep_their_own_root() -> None:
     cfg = Config.from_environ({}, root=ROOT, python=sys.executable, nginx=None, prometheus=None)
     assert "ROOT_PATH" not in cfg.service_env(SERVICES[0])
-    assert [name for name, _, _ in cfg.processes()] == [*(s.name for s in SERVICES), "mail"]
+    assert [name for name, _, _ in cfg.processes()] == [
+        *(s.name for s in SERVICES),
+        "mail",
+        "sms",
+    ]
 
 
 def test_notifications_mails_the_sink_that_keeps_messages_under_var() -> None:
@@ -192,3 +200,84 @@ def test_the_shell_reads_each_procfile_line_back_exactly() -> None:
         out = subprocess.run(["/bin/sh", "-c", shown], capture_output=True, check=True).stdout
         seen = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
         assert {k: seen[k] for k in env} == env
+
+
+def test_notifications_texts_the_local_twilio_double_unless_an_account_is_given() -> None:
+    cfg = plan(SONATA_VAR_DIR="/srv/sonata-var", SONATA_SMS_PORT="8190")
+    env = cfg.service_env(service("notifications"))
+    assert env["TWILIO_API_URL"] == "http://127.0.0.1:8190"
+    assert env["TWILIO_ACCOUNT_SID"].startswith("AC")
+    argv = next(argv for name, argv, _ in cfg.processes() if name == "sms")
+    assert argv[1:3] == ["-m", "sonata_local.smssink"]
+    assert argv[argv.index("--dir") + 1] == "/srv/sonata-var/sms"
+    # the double accepts exactly the account notifications uses
+    assert argv[argv.index("--account-sid") + 1] == env["TWILIO_ACCOUNT_SID"]
+    assert argv[argv.index("--auth-token") + 1] == env["TWILIO_AUTH_TOKEN"]
+    assert all(
+        "TWILIO_API_URL" not in cfg.service_env(s)
+        for s in SERVICES
+        if s is not service("notifications")
+    )
+
+    real = plan(TWILIO_ACCOUNT_SID="AC" + "1" * 32)
+    assert "sms" not in [name for name, _, _ in real.processes()]
+    # the service reads the account from the environment it inherits
+    assert "TWILIO_API_URL" not in real.service_env(service("notifications"))
+
+
+def _listening(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            assert proc.poll() is None, proc.communicate()[0].decode()
+            assert time.monotonic() < deadline, f"nothing listened on {port} within 20 s"
+            time.sleep(0.1)
+
+
+def test_the_planned_twilio_double_keeps_each_text_the_official_client_sends(
+    tmp_path: Path,
+) -> None:
+    cfg = plan(SONATA_VAR_DIR=str(tmp_path), SONATA_SMS_PORT=str(free_port()))
+    _, argv, env = next(p for p in cfg.processes() if p[0] == "sms")
+    service_env = cfg.service_env(service("notifications"))
+    proc = subprocess.Popen(
+        argv, env={"PATH": "/usr/bin:/bin", **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        _listening(cfg.host, cfg.sms_port, proc)
+        client = Client(
+            service_env["TWILIO_ACCOUNT_SID"],
+            service_env["TWILIO_AUTH_TOKEN"],
+            http_client=_PlannedHost(service_env["TWILIO_API_URL"]),
+        )
+        created = client.messages.create(
+            to="+436601234567",
+            from_=service_env["TWILIO_FROM_NUMBER"],
+            body="Your Sonata verification code is 482913.",
+        )
+        [kept] = list(cfg.sms_dir.glob("*.json"))
+        text = json.loads(kept.read_text())
+        assert (text["sid"], text["to"]) == (created.sid, "+436601234567")
+        assert text["body"] == "Your Sonata verification code is 482913."
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=10)[0].decode()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert str(cfg.sms_dir) in out
+
+
+class _PlannedHost(TwilioHttpClient):  # type: ignore[misc]
+    """The official client's HTTP, sent to the planned double instead of api.twilio.com."""
+
+    def __init__(self, api_url: str) -> None:
+        super().__init__()
+        self.api_url = api_url
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> object:
+        return super().request(
+            method, url.replace("https://api.twilio.com", self.api_url), *args, **kwargs
+        )

@@ -131,6 +131,8 @@ class Fleet:
             wanted["prometheus"] = cfg.prometheus_port
         if cfg.mail_sink:
             wanted["mail sink"] = cfg.mail_port
+        if cfg.sms_sink:
+            wanted["SMS sink"] = cfg.sms_port
         busy = [f"{name} :{port}" for name, port in wanted.items() if port_in_use(cfg.host, port)]
         if busy:
             raise FleetError(
@@ -147,6 +149,8 @@ class Fleet:
         (cfg.var_dir / "honcho.env").write_text("")
         if cfg.mail_sink:
             cfg.mail_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.sms_sink:
+            cfg.sms_dir.mkdir(parents=True, exist_ok=True)
         if cfg.gateway:
             (cfg.nginx_dir / "tmp").mkdir(parents=True, exist_ok=True)
             (cfg.nginx_dir / "nginx.conf").write_text(render_local_nginx(cfg))
@@ -319,6 +323,13 @@ def url_table(cfg: Config, status: Mapping[str, int | None] | None = None) -> st
     else:
         port = cfg.external_smtp_port or "the service's default port"
         lines.append(f"Mail: sent through SMTP_HOST={cfg.external_smtp} ({port})")
+    if cfg.sms_sink:
+        lines.append(
+            f"SMS: every text sent is kept in {cfg.sms_dir}/ (*.json; Twilio API double on "
+            f"{cfg.sms_api_url}; set TWILIO_ACCOUNT_SID and the rest to use Twilio)"
+        )
+    else:
+        lines.append("SMS: sent through Twilio (TWILIO_ACCOUNT_SID)")
     if cfg.prometheus:
         lines.append(f"Prometheus: http://{cfg.host}:{cfg.prometheus_port}/")
     if status is not None:

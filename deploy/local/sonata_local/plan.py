@@ -15,6 +15,10 @@ from urllib.parse import urlsplit
 CONTAINER_PORT = 8000
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MAIL_SERVICE = "notifications"
+# The local Twilio double's account: fixed and fake, so the Procfile holds no real secret.
+LOCAL_TWILIO_SID = "AC" + "0" * 32
+LOCAL_TWILIO_TOKEN = "local-twilio-double-token"
+LOCAL_TWILIO_FROM = "+15005550006"
 WS_SERVICE = "ai-scoring"
 
 
@@ -91,6 +95,8 @@ class Config:
     mail_port: int
     external_smtp: str | None
     external_smtp_port: int | None
+    sms_port: int
+    external_twilio: bool
     external_mongo_url: str | None
     amqp_url: str
     environment: str
@@ -124,6 +130,9 @@ class Config:
             # a real server named in the environment replaces the sink
             external_smtp=smtp_host or None,
             external_smtp_port=(_port(environ, "SMTP_PORT", 0) or None) if smtp_host else None,
+            sms_port=_port(environ, "SONATA_SMS_PORT", 8090),
+            # a Twilio account in the environment is used as it is (the service reads it)
+            external_twilio=bool(environ.get("TWILIO_ACCOUNT_SID", "").strip()),
             external_mongo_url=environ.get("MONGODB_URL") or None,
             amqp_url=environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
             environment=environ.get("ENVIRONMENT") or "development",
@@ -142,6 +151,8 @@ class Config:
             used.append(self.prometheus_port)
         if self.mail_sink:
             used.append(self.mail_port)
+        if self.sms_sink:
+            used.append(self.sms_port)
         if len(set(used)) != len(used):
             raise PlanError(f"two parts of the fleet were given the same port: {sorted(used)}")
         amqp = urlsplit(self.amqp_url)
@@ -165,6 +176,19 @@ class Config:
     def mail_dir(self) -> Path:
         """Where the SMTP sink keeps every message, one .eml file each."""
         return self.var_dir / "mail"
+
+    @property
+    def sms_dir(self) -> Path:
+        """Where the Twilio double keeps every text, one .json file each."""
+        return self.var_dir / "sms"
+
+    @property
+    def sms_sink(self) -> bool:
+        return not self.external_twilio
+
+    @property
+    def sms_api_url(self) -> str:
+        return f"http://{self.host}:{self.sms_port}"
 
     @property
     def mail_sink(self) -> bool:
@@ -217,6 +241,13 @@ class Config:
         }
         if svc.name == MAIL_SERVICE:
             env |= self.smtp_env()
+            if self.sms_sink:
+                env |= {
+                    "TWILIO_ACCOUNT_SID": LOCAL_TWILIO_SID,
+                    "TWILIO_AUTH_TOKEN": LOCAL_TWILIO_TOKEN,
+                    "TWILIO_FROM_NUMBER": LOCAL_TWILIO_FROM,
+                    "TWILIO_API_URL": self.sms_api_url,
+                }
             # unsubscribe links in the mail (and Twilio's callbacks) reach it where it runs
             env["PUBLIC_BASE_URL"] = self.gateway_url(svc) if self.gateway else self.direct_url(svc)
         if self.gateway:
@@ -275,14 +306,31 @@ class Config:
             str(self.mail_dir),
         ]
 
-    def mail_sink_env(self) -> dict[str, str]:
+    def sink_env(self) -> dict[str, str]:
         return {"PYTHONPATH": str(self.root / "deploy" / "local")}
+
+    def sms_sink_argv(self) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "sonata_local.smssink",
+            "--port",
+            str(self.sms_port),
+            "--dir",
+            str(self.sms_dir),
+            "--account-sid",
+            LOCAL_TWILIO_SID,
+            "--auth-token",
+            LOCAL_TWILIO_TOKEN,
+        ]
 
     def processes(self) -> list[tuple[str, list[str], dict[str, str]]]:
         """(name, argv, env) of every process the process manager runs, services first."""
         procs = [(s.name, self.service_argv(s), self.service_env(s)) for s in SERVICES]
         if self.mail_sink:
-            procs.append(("mail", self.mail_sink_argv(), self.mail_sink_env()))
+            procs.append(("mail", self.mail_sink_argv(), self.sink_env()))
+        if self.sms_sink:
+            procs.append(("sms", self.sms_sink_argv(), self.sink_env()))
         if self.nginx is not None:
             procs.append(("gateway", self.gateway_argv(), {}))
         if self.prometheus is not None:

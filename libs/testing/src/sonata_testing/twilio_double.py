@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -39,10 +40,18 @@ class SentSms:
 
 
 class TwilioDouble:
-    def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+    def __init__(
+        self,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        *,
+        port: int | None = None,
+        on_message: Callable[[SentSms], None] | None = None,
+    ) -> None:
         self.account_sid = account_sid or "AC" + uuid.uuid4().hex
         self.auth_token = auth_token or uuid.uuid4().hex
-        self.port = free_port()
+        self.port = port or free_port()
+        self.on_message = on_message  # called with each message accepted, once
         self.url = f"http://127.0.0.1:{self.port}"
         self.messages: list[SentSms] = []
         self.requests = 0
@@ -113,6 +122,8 @@ class TwilioDouble:
                 params=form,
             )
             self.messages.append(sms)
+            if self.on_message is not None:
+                self.on_message(sms)
             return 201, self._resource(sms)
 
     def _resource(self, sms: SentSms) -> dict[str, Any]:
