@@ -28,7 +28,7 @@ class SmsDir:
         self.folder = folder
         self._seq = itertools.count(1)
 
-    def store(self, sms: SentSms) -> Path:
+    def store(self, sms: SentSms) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{stamp}-{os.getpid()}-{next(self._seq):06d}.json"
         record = {
@@ -44,7 +44,6 @@ class SmsDir:
         partial.write_text(json.dumps(record, indent=2) + "\n")
         path = partial.replace(self.folder / name)
         print(f"SMS to {sms.to}: {path}", flush=True)
-        return path
 
 
 def main(argv: list[str] | None = None) -> int:
