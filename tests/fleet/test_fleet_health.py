@@ -218,6 +218,15 @@ async def test_the_unsubscribe_link_of_a_kept_mail_works_through_the_gateway(
     assert r.status_code == 200, r.text
 
 
+def test_web_push_is_on_with_the_key_pair_kept_under_var(
+    fleet: Config, client: httpx.Client
+) -> None:
+    r = client.get(f"{fleet.gateway_url(service('notifications'))}/v1/push/public-key")
+    assert r.status_code == 200, r.text
+    assert fleet.vapid_keys is not None
+    assert r.json() == {"public_key": fleet.vapid_keys[1]}
+
+
 def test_a_client_cannot_choose_its_address_through_the_gateway(
     fleet: Config, client: httpx.Client
 ) -> None:

@@ -4,6 +4,8 @@ SMTP_HOST names a real server, started from the plan and keeping each message in
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import email
 import email.policy
 import json
@@ -22,6 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+from sonata_local.fleet import config_from_environ, local_vapid_keys  # noqa: E402
 from sonata_local.plan import SERVICES, Config, PlanError, service  # noqa: E402
 from sonata_testing import free_port  # noqa: E402
 from twilio.http.http_client import TwilioHttpClient  # noqa: E402
@@ -281,3 +286,32 @@ class _PlannedHost(TwilioHttpClient):  # type: ignore[misc]
         return super().request(
             method, url.replace("https://api.twilio.com", self.api_url), *args, **kwargs
         )
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_web_push_gets_a_vapid_pair_made_once_and_kept_under_var(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "vapid.json"
+    private, public = local_vapid_keys(path)
+    assert local_vapid_keys(path) == (private, public)  # the next run keeps the subscriptions
+    assert path.stat().st_mode & 0o777 == 0o600
+    # a P-256 pair: the public key is the private scalar's point, as browsers need it
+    key = ec.derive_private_key(int.from_bytes(_unb64(private), "big"), ec.SECP256R1())
+    point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    assert _unb64(public) == point
+    assert len(point) == 65
+
+    cfg = dataclasses.replace(plan(), vapid_keys=(private, public))
+    env = cfg.service_env(service("notifications"))
+    assert (env["VAPID_PRIVATE_KEY"], env["VAPID_PUBLIC_KEY"]) == (private, public)
+    assert "VAPID_PRIVATE_KEY" not in cfg.service_env(service("auth"))
+    assert "VAPID_PRIVATE_KEY" not in plan().service_env(service("notifications"))
+
+    made = config_from_environ({"SONATA_VAR_DIR": str(tmp_path / "var")})
+    assert made.vapid_keys == (private, public)
+    # a key pair in the environment is the service's own business
+    given = {"SONATA_VAR_DIR": str(tmp_path / "other"), "VAPID_PRIVATE_KEY": "k"}
+    assert config_from_environ(given).vapid_keys is None
+    assert not (tmp_path / "other" / "vapid.json").exists()

@@ -6,6 +6,9 @@ services start and must stop after them, so its shutdown (a WiredTiger checkpoin
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -20,6 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sonata_local.plan import SERVICES, Config, local_prometheus, render_local_nginx
 
@@ -44,13 +50,40 @@ def find_binary(name: str) -> str | None:
 
 def config_from_environ(environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
-    return Config.from_environ(
+    cfg = Config.from_environ(
         env,
         root=ROOT,
         python=sys.executable,
         nginx=find_binary("nginx"),
         prometheus=find_binary("prometheus") if env.get("SONATA_PROMETHEUS") != "off" else None,
     )
+    if env.get("VAPID_PRIVATE_KEY"):
+        return cfg  # the environment's own key pair, inherited by the service
+    return dataclasses.replace(cfg, vapid_keys=local_vapid_keys(cfg.vapid_path))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def local_vapid_keys(path: Path) -> tuple[str, str]:
+    """This machine's VAPID key pair for web push, made once and kept (owner-only) at `path`:
+    browsers subscribed under the public key keep working across runs."""
+    try:
+        saved = json.loads(path.read_text())
+        return str(saved["private"]), str(saved["public"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = _b64(key.private_numbers().private_value.to_bytes(32, "big"))
+    public = _b64(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"private": private, "public": public}, out)
+    partial.replace(path)
+    return private, public
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -145,6 +178,7 @@ class Fleet:
         cfg = self.cfg
         cfg.var_dir.mkdir(parents=True, exist_ok=True)
         cfg.procfile_path.write_text(cfg.procfile())
+        cfg.procfile_path.chmod(0o600)  # it holds the local VAPID private key
         # honcho reads ./.env by default; the fleet's environment is all in the Procfile
         (cfg.var_dir / "honcho.env").write_text("")
         if cfg.mail_sink:
@@ -323,6 +357,8 @@ def url_table(cfg: Config, status: Mapping[str, int | None] | None = None) -> st
     else:
         port = cfg.external_smtp_port or "the service's default port"
         lines.append(f"Mail: sent through SMTP_HOST={cfg.external_smtp} ({port})")
+    if cfg.vapid_keys is not None:
+        lines.append(f"Web push: VAPID key pair in {cfg.vapid_path} (kept across runs)")
     if cfg.sms_sink:
         lines.append(
             f"SMS: every text sent is kept in {cfg.sms_dir}/ (*.json; Twilio API double on "

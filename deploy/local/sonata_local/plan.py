@@ -104,6 +104,9 @@ class Config:
     nginx: str | None
     prometheus: str | None
     host: str = "127.0.0.1"
+    # web push's VAPID key pair (private, public; base64url) for notifications, kept under
+    # var/ by the fleet; None leaves the service to the environment (push off without one)
+    vapid_keys: tuple[str, str] | None = None
 
     @classmethod
     def from_environ(
@@ -178,6 +181,10 @@ class Config:
         return self.var_dir / "mail"
 
     @property
+    def vapid_path(self) -> Path:
+        return self.var_dir / "vapid.json"
+
+    @property
     def sms_dir(self) -> Path:
         """Where the Twilio double keeps every text, one .json file each."""
         return self.var_dir / "sms"
@@ -241,6 +248,8 @@ class Config:
         }
         if svc.name == MAIL_SERVICE:
             env |= self.smtp_env()
+            if self.vapid_keys is not None:
+                env["VAPID_PRIVATE_KEY"], env["VAPID_PUBLIC_KEY"] = self.vapid_keys
             if self.sms_sink:
                 env |= {
                     "TWILIO_ACCOUNT_SID": LOCAL_TWILIO_SID,
