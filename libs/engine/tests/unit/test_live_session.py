@@ -166,6 +166,42 @@ def test_chord_notes_count_in_any_order() -> None:
     assert out[6][0].score_id == ids[(2.0, 60)]
 
 
+CHORDS = [(0, 60), (0, 64), (0, 67), (1, 65), (1, 69), (1, 72), (2, 60), (3, 62), (4, 64), (5, 65)]
+CHORDS_LATER = [(1.0, 60), (1.5, 62), (2.0, 64), (2.5, 65)]
+
+
+def test_a_stray_key_while_a_chord_is_played_is_extra_when_the_chord_comes_whole() -> None:
+    score = make_score(CHORDS)
+    s = LiveSession(score)
+    # D#4 brushed between C4 and the chord's E4, which still comes 20 ms later
+    out = play(s, [(0.0, 60), (0.01, 63), (0.03, 64), (0.04, 67)])
+    out += [s.note_on(0.5, p, 80) for p in (65, 69, 72)] + play(s, CHORDS_LATER)
+    said = [j for o in out for j in o]
+    assert out[1][0].kind == "extra"
+    assert out[1][0].score_id is None
+    assert "unless its E4 does not come" in out[1][0].reason
+    ids = ids_of(score)
+    assert out[2][0].kind == "correct"
+    assert out[2][0].score_id == ids[(0.0, 64)]
+    assert [j for j in said if j.kind == "missed"] == []
+
+
+def test_a_chord_played_with_a_wrong_key_reports_the_written_note_missed_once_it_is_over() -> None:
+    score = make_score(CHORDS)
+    s = LiveSession(score)
+    out = play(s, [(0.0, 60), (0.01, 63), (0.04, 67)])  # D#4 instead of E4
+    assert out[1][0].kind == "extra"
+    out += [s.note_on(0.5, p, 80) for p in (65, 69, 72)]
+    assert not [j for o in out for j in o if j.kind == "missed"], "not certain yet"
+    out += play(s, CHORDS_LATER)
+    missed = [j for o in out for j in o if j.kind == "missed"]
+    assert [j.score_id for j in missed] == [ids_of(score)[(0.0, 64)]]
+    assert "missed E4" in missed[0].reason
+    assert f"played with {out[1][0].reason.split()[1]} instead" in missed[0].reason
+    report = s.finish()
+    assert report.alignment.wrong_pitch == [(ids_of(score)[(0.0, 64)], "p1")]
+
+
 def test_grace_note_matches_itself_and_does_not_break_the_beat() -> None:
     score = make_score([(0, 60), (1, 62), (2, 65, 0, True), (2, 64), (3, 67)])
     s = LiveSession(score)

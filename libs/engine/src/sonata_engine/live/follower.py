@@ -85,7 +85,10 @@ SIGMA_LATE = 0.45  # ... and later (hesitation is common)
 RATIO_EPS_S = 0.06  # seconds added to both intervals so near-zero gaps compare sanely
 BEHIND_LATE_CAP = 2.5  # a note long overdue behind the pointer is more likely extra
 RECLAIM_COST = 0.5  # taking back a note already answered by a wrong pitch
-LATE_CAP = 0.9  # a late note (hesitation) costs less than skipping one note
+#: A late note (a hesitation) costs a little more than skipping one note once the tempo is
+#: known; before, lateness says little (the learner's tempo may be far from the printed one).
+LATE_CAP = 1.2
+UNSETTLED_LATE_CAP = 0.9
 EARLY_CAP = 6.0
 #: A note is certainly missed once the learner is two groups and this far past it.
 MISS_AFTER_S = 0.25
@@ -136,6 +139,9 @@ class Decision:
     cost: float = 0.0  # how badly the note fitted where it was placed
     relocated: bool = False
     other_hand: bool = False
+    #: a wrong pitch for a note of the chord being played: that note's own key may still
+    #: come, so the note is said to be extra until the chord is over (``certain_missed``)
+    in_chord: bool = False
 
 
 class _Snapshot(NamedTuple):
@@ -208,6 +214,9 @@ class Follower:
         self.tracker: Tracker | None = None
         self._snap: _Snapshot | None = None
         self._undo: list[tuple[int, int, int, int, int, float, float]] | None = None
+        #: score note -> (pass, pitch played): taken by a wrong pitch while its chord was
+        #: being played, its own key not come yet
+        self.doubt: dict[int, tuple[int, int]] = {}
 
     # -- per-pass bookkeeping -------------------------------------------------------------
     def st(self, j: int) -> int:
@@ -220,6 +229,9 @@ class Follower:
         if self.g_pass[g] == self.pass_no:
             return self.g_unplayed_right[g]
         return self.g.g_weight_right[g]
+
+    def _doubted(self, j: int) -> bool:
+        return self.doubt.get(j, (-1, 0))[0] == self.pass_no
 
     def _set(self, j: int, new: int) -> None:
         g = self.g.group_of[j]
@@ -281,6 +293,8 @@ class Follower:
             d.other_hand = True
         if d.note >= 0:
             self._commit(d, t)
+            if d.in_chord:
+                self.doubt[d.note] = (self.pass_no, pitch)
         failed = d.cost >= COSTLY
         self.total_cost += d.cost
         if not d.other_hand:
@@ -343,13 +357,14 @@ class Follower:
         Ahead of the anchor the error is a tempo ratio (log scale): a note 20 ms after the last
         one is not two beats on, whatever the tempo. At or behind the anchor it is plain lateness.
         """
+        late_cap = LATE_CAP if self.tempo.settled else UNSETTLED_LATE_CAP
         if dq <= 0:
             z = (actual - dq * self.tempo.spq) / (SIGMA_S + SIGMA_S_REL * self.tempo.spq)
-            return min(0.5 * z * z, LATE_CAP if dq == 0 else BEHIND_LATE_CAP)
+            return min(0.5 * z * z, late_cap if dq == 0 else BEHIND_LATE_CAP)
         r = math.log((max(actual, 0.0) + RATIO_EPS_S) / (dq * self.tempo.spq + RATIO_EPS_S))
         if r < 0:
             return min(0.5 * (r / SIGMA_EARLY) ** 2, EARLY_CAP)
-        return min(0.5 * (r / SIGMA_LATE) ** 2, LATE_CAP)
+        return min(0.5 * (r / SIGMA_LATE) ** 2, late_cap)
 
     def _scan(self, pitch: int, t: float, extra_base: float) -> Cand:
         """The cheapest unplayed note of ``pitch`` near the pointer, if under ``extra_base``."""
@@ -373,7 +388,8 @@ class Follower:
             gj = g.group_of[j]
             s = self.st(j)
             if gj < cur:
-                if s == MATCHED:
+                if s == MATCHED or (s == WRONG and self._doubted(j)):
+                    # a chord played with a wrong key in place of this note, and done with
                     continue
                 cost = BACK_COST + 0.5 * (cur - gj - 1) + (RECLAIM_COST if s == WRONG else 0.0)
                 skip = 0.0
@@ -449,7 +465,16 @@ class Follower:
             if cost < bound:
                 bound, best = cost, w
         if best is not None:
-            return Decision("wrong_pitch", best.note, best.expected_t, spq, best.skip, cost=bound)
+            in_chord = self.g.group_of[best.note] == self.cur
+            return Decision(
+                "wrong_pitch",
+                best.note,
+                best.expected_t,
+                spq,
+                best.skip,
+                cost=bound,
+                in_chord=in_chord,
+            )
         return Decision(
             "extra", -1, self.expected_time(max(self.cur, 0)), spq, 0.0, cost=EXTRA_COST
         )
@@ -512,6 +537,7 @@ class Follower:
         if d.wrapped:  # round from the loop's end to its start: a new pass
             self._new_pass(0)
         self._set(j, MATCHED if d.kind == "correct" else WRONG)
+        self.doubt.pop(j, None)
         if gj == self.anchor_g:
             self.anchor_hits += 1
         if gj > self.cur and self.two_hands and not d.wrapped:
@@ -550,9 +576,10 @@ class Follower:
         self.frontier = start_group
 
     # -- missed notes ---------------------------------------------------------------------
-    def certain_missed(self, t: float) -> list[int]:
-        """Score notes that became certainly missed by time ``t`` (each reported once)."""
-        out: list[int] = []
+    def certain_missed(self, t: float) -> list[tuple[int, int | None]]:
+        """Score notes that became certainly missed by time ``t`` (each reported once), each
+        with the pitch played in its place while its chord was being played, if any."""
+        out: list[tuple[int, int | None]] = []
         g = self.g
         while self.frontier <= self.cur - 2:
             f = self.frontier
@@ -563,9 +590,12 @@ class Follower:
                 if te is not None and t - te < MISS_AFTER_S:
                     break
             for j in range(g.g_first[f], g.g_end[f]):
-                if self.st(j) == UNPLAYED:
+                s = self.st(j)
+                if s == UNPLAYED:
                     self._set(j, MISSED)
-                    out.append(j)
+                    out.append((j, None))
+                elif s == WRONG and self._doubted(j):
+                    out.append((j, self.doubt.pop(j)[1]))
             self.frontier += 1
         return out
 

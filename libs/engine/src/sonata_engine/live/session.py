@@ -187,9 +187,12 @@ class LiveSession:
 
     def _missed(self, t: float) -> list[Judgement]:
         out: list[Judgement] = []
-        for j in self._follower.certain_missed(t):
+        for j, played in self._follower.certain_missed(t):
             name = pitch_name(self.graph.pitch[j])
             pos = self._note_position(j)
+            why = "the music moved on without it"
+            if played is not None:
+                why = f"its chord was played with {pitch_name(played)} instead"
             out.append(
                 Judgement(
                     kind="missed",
@@ -202,8 +205,7 @@ class LiveSession:
                     position=pos,
                     tempo_bpm=self.tempo_bpm,
                     hand=self.graph.hand[j],
-                    reason=f"missed {name} at bar {pos.measure} beat {pos.beat:g}: "
-                    "the music moved on without it",
+                    reason=f"missed {name} at bar {pos.measure} beat {pos.beat:g}: {why}",
                 )
             )
         return out
@@ -215,11 +217,17 @@ class LiveSession:
     def _judge(self, d: Decision, t: float, pitch: int, velocity: int, pid: str) -> Judgement:
         bpm = 60.0 / d.spq
         name = pitch_name(pitch)
-        if d.note < 0:
+        if d.note < 0 or d.in_chord:
             where = self.position
             if d.other_hand:
                 hand = "left hand" if self.options.hands == "right" else "right hand"
                 why = f"{name} belongs to the {hand}, which is not being practised"
+            elif d.in_chord:
+                meant = self.graph.note_name(d.note)
+                why = (
+                    f"extra {name} in the chord, unless its {meant} does not come: "
+                    "then it was played instead of it"
+                )
             else:
                 at = f" near bar {where.measure} beat {where.beat:g}" if where else ""
                 why = f"extra {name}: no unplayed {name} expected{at}"
