@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time
 from sonata_notifications.domain.model import (
     KINDS,
     Budget,
+    Kind,
     Preferences,
     QuietHours,
     decide,
@@ -45,19 +46,22 @@ def test_opt_in_kind_needs_the_opt_in() -> None:
     assert (decision.status, decision.consent) == ("queued", "opt_in")
 
 
-def test_sms_needs_consent_and_a_number_that_did_not_say_stop() -> None:
+def test_sms_needs_consent_or_a_request_and_a_number_that_did_not_say_stop() -> None:
     code = KINDS["phone_verification"]
-    # even the verification code, transactional as it is, waits for the opt-in
-    refused = decide(code, "sms", Preferences(), NOW, ROOMY)
+    # the code the user just asked for: the request is the consent
+    asked = decide(code, "sms", Preferences(), NOW, ROOMY)
+    assert (asked.status, asked.consent) == ("queued", "requested")
+    blocked = decide(code, "sms", Preferences(sms_consent=True), NOW, ROOMY, sms_blocked=True)
+    assert (blocked.status, blocked.reason) == ("suppressed", "the number replied STOP")
+    # a text nobody asked for right now needs the standing opt-in
+    reminder = Kind("practice_reminder", ("sms",))
+    refused = decide(reminder, "sms", Preferences(), NOW, ROOMY)
     assert (refused.status, refused.consent, refused.reason) == (
         "suppressed",
         "none",
         "no consent to SMS",
     )
-    consented = Preferences(sms_consent=True)
-    assert decide(code, "sms", consented, NOW, ROOMY).status == "queued"
-    blocked = decide(code, "sms", consented, NOW, ROOMY, sms_blocked=True)
-    assert (blocked.status, blocked.reason) == ("suppressed", "the number replied STOP")
+    assert decide(reminder, "sms", Preferences(sms_consent=True), NOW, ROOMY).status == "queued"
     # consent for texts says nothing about email
     mail = decide(KINDS["email_verification"], "email", Preferences(), NOW, ROOMY)
     assert mail.status == "queued"

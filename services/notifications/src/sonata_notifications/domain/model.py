@@ -20,6 +20,9 @@ class Kind:
     # preferences say, so they skip unsubscribe, quiet hours and rate limits.
     transactional: bool = False
     opt_in: bool = False  # off until the user turns it on
+    # Sent because the user just asked for it on that address (a verification code): the
+    # request is the consent, so no standing opt-in to the channel is needed.
+    requested: bool = False
 
 
 KINDS: dict[str, Kind] = {
@@ -27,7 +30,7 @@ KINDS: dict[str, Kind] = {
     for k in (
         Kind("welcome", ("email",), transactional=True),
         Kind("email_verification", ("email",), transactional=True),
-        Kind("phone_verification", ("sms",), transactional=True),
+        Kind("phone_verification", ("sms",), transactional=True, requested=True),
         Kind("password_reset", ("email",), transactional=True),
         Kind("performance_summary", ("email", "push"), opt_in=True),
         Kind("achievement", ("email", "push")),
@@ -121,10 +124,12 @@ def decide(
 ) -> Decision:
     """Whether a notification goes out on ``channel`` now, later, or not at all.
 
-    No text goes out without the user's opt-in to SMS, a verification code included, nor to a
-    number that replied STOP."""
+    Nothing goes to a number that replied STOP; no text goes out without the user's opt-in to
+    SMS, except a verification code they just asked for on that number."""
     if channel == "sms" and sms_blocked:
         return Decision("suppressed", "none", now, "the number replied STOP")
+    if channel == "sms" and kind.requested:
+        return Decision("queued", "requested", now)
     if channel == "sms" and not prefs.sms_consent:
         return Decision("suppressed", "none", now, "no consent to SMS")
     if kind.transactional:
