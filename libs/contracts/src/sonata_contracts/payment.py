@@ -55,6 +55,10 @@ class PaymentFailed(Event):
 
 
 class CreditsChanged(Event):
+    """One credit-ledger entry. `reference` is what the credits went to: for a spend, the
+    reference the client gave (`coach:<performance_id>` unlocks the coach on that
+    performance); None for other entries."""
+
     NAME: ClassVar[str] = "payment.credits_changed.v1"
 
     user_id: str
@@ -62,6 +66,7 @@ class CreditsChanged(Event):
     balance: int
     reason: Literal["purchase", "spend", "refund", "grant", "expiry"]
     entry_id: str
+    reference: str | None = None
 
 
 class SubscriptionChanged(Event):

@@ -7,6 +7,7 @@ transactions, so they are exercised here in volume; the HTTP tests cover the edg
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections import Counter
@@ -380,3 +381,9 @@ async def test_concurrent_spends_never_overdraw(db: BillingDb) -> None:
         {e["balance_after"] for e in entries}
     ), "two spends saw the same balance"
     assert balance < 3, "spends were refused while credits remained"
+    # each spend tells consumers what it paid for, in the client's own words
+    told = [json.loads(d["body"]) async for d in db.database.outbox.find({})]
+    mine = [(e["reason"], e["reference"]) for e in told if e["user_id"] == user]
+    assert sorted(mine) == sorted(
+        [("purchase", None)] + [("spend", f"use-{n}") for n, s in enumerate(spent) if s]
+    )

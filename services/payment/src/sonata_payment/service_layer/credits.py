@@ -35,8 +35,10 @@ async def _move(
     reference: str,
     reason: Literal["purchase", "spend", "refund", "grant", "expiry"],
     now: datetime,
+    spent_on: str | None = None,
 ) -> Movement:
-    """One entry per (user, reference): a repeated reference returns the first movement."""
+    """One entry per (user, reference): a repeated reference returns the first movement.
+    `spent_on`: the spend's own reference, told to consumers with the entry."""
     seen = await repo.ledger_entry(user_id, reference, tx.session)
     if seen is not None:
         return Movement(seen["entry_id"], seen["delta"], seen["balance_after"], replayed=True)
@@ -59,7 +61,12 @@ async def _move(
     )
     await tx.publish(
         CreditsChanged(
-            user_id=user_id, delta=delta, balance=balance, reason=reason, entry_id=entry_id
+            user_id=user_id,
+            delta=delta,
+            balance=balance,
+            reason=reason,
+            entry_id=entry_id,
+            reference=spent_on,
         )
     )
     return Movement(entry_id, delta, balance, replayed=False)
@@ -74,7 +81,7 @@ async def grant_credits(
 async def spend_credits(
     tx: Transaction, user_id: str, credits: int, reference: str, now: datetime
 ) -> Movement:
-    return await _move(tx, user_id, -credits, f"spend:{reference}", "spend", now)
+    return await _move(tx, user_id, -credits, f"spend:{reference}", "spend", now, reference)
 
 
 def refunded_credits(pack_credits: int, amount_cents: int, refunded_cents: int) -> int:
