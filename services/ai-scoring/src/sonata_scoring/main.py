@@ -8,6 +8,7 @@ from sonata_kit import Runtime, create_service_app
 
 from sonata_scoring.adapters.documents import (
     CoachConversationDoc,
+    CoachUnlockDoc,
     EntitlementDoc,
     LiveChunkDoc,
     LiveSessionDoc,
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
             PerformanceDoc,
             LlmUsageDoc,
             CoachConversationDoc,
+            CoachUnlockDoc,
         ],
         routers=[router, performances_router, chat_router, ws_router],
         handlers=HANDLERS,

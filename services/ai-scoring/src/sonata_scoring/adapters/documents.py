@@ -165,3 +165,20 @@ class CoachConversationDoc(Document):
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("user_id", ASCENDING), ("performance_id", ASCENDING)], unique=True)
         ]
+
+
+class CoachUnlockDoc(Document):
+    """A credit spent on the coach's feedback for one performance of one learner, as payment's
+    ledger entry told us. Kept once it exists: a later refund does not take it back."""
+
+    user_id: str
+    performance_id: str
+    entry_id: str  # payment's ledger entry that paid for it
+    credits: int
+    unlocked_at: datetime
+
+    class Settings:
+        name = "coach_unlocks"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("user_id", ASCENDING), ("performance_id", ASCENDING)], unique=True)
+        ]

@@ -1,10 +1,12 @@
-"""Entitlements projection in MongoDB, mapped to and from the domain."""
+"""Entitlements projection and coach unlocks in MongoDB, mapped to and from the domain."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from sonata_scoring.adapters.documents import EntitlementDoc
+from sonata_scoring.adapters.documents import CoachUnlockDoc, EntitlementDoc
 from sonata_scoring.domain.entitlements import Entitlement, Limits
 
 
@@ -50,3 +52,27 @@ async def save_entitlement(entitlement: Entitlement, session: AsyncClientSession
         upsert=True,
         session=session,
     )
+
+
+async def save_coach_unlock(
+    user_id: str,
+    performance_id: str,
+    entry_id: str,
+    credits: int,
+    at: datetime,
+    session: AsyncClientSession,
+) -> None:
+    """The first spend on a performance is the one kept; another spend on it changes nothing."""
+    await CoachUnlockDoc.get_pymongo_collection().update_one(
+        {"user_id": user_id, "performance_id": performance_id},
+        {"$setOnInsert": {"entry_id": entry_id, "credits": credits, "unlocked_at": at}},
+        upsert=True,
+        session=session,
+    )
+
+
+async def coach_unlocked(user_id: str, performance_id: str) -> bool:
+    found = await CoachUnlockDoc.get_pymongo_collection().count_documents(
+        {"user_id": user_id, "performance_id": performance_id}, limit=1
+    )
+    return found > 0

@@ -2,10 +2,11 @@
 
 from sonata_contracts.auth import UserDeleted
 from sonata_contracts.db import AssignmentCreated, PiecePublished, PieceWithdrawn
-from sonata_contracts.payment import EntitlementsChanged
+from sonata_contracts.payment import CreditsChanged, EntitlementsChanged
 from sonata_messaging import on
 
 from sonata_scoring.service_layer.handlers import (
+    apply_credits,
     apply_entitlements,
     forget_user,
     grant_assigned_piece,
@@ -16,6 +17,7 @@ from sonata_scoring.service_layer.handlers import (
 HANDLERS = [
     on(UserDeleted, forget_user),
     on(EntitlementsChanged, apply_entitlements),
+    on(CreditsChanged, apply_credits),
     on(PiecePublished, keep_piece),
     on(PieceWithdrawn, withdraw_piece),
     on(AssignmentCreated, grant_assigned_piece),

@@ -12,9 +12,9 @@ from sonata_kit import CurrentPrincipal, Forbidden, NotFound
 
 from sonata_scoring.adapters.coach_store import MongoConversations, MongoUsageLedger, OwnRecords
 from sonata_scoring.adapters.documents import PerformanceDoc
-from sonata_scoring.adapters.repository import get_entitlement
+from sonata_scoring.adapters.repository import coach_unlocked, get_entitlement
 from sonata_scoring.domain.coach import Feedback
-from sonata_scoring.domain.entitlements import Entitlement, free_entitlement
+from sonata_scoring.domain.entitlements import Entitlement, coach_refusal, free_entitlement
 from sonata_scoring.entrypoints.http import free_limits
 from sonata_scoring.metrics import COACH_SECONDS_DETERMINISTIC, COACH_SECONDS_OPENAI
 from sonata_scoring.service_layer.coach import CoachAnswer, Focus, coach_chat, coach_feedback
@@ -104,14 +104,15 @@ async def get_performance(
 async def performance_coach(
     performance_id: str, principal: CurrentPrincipal, request: Request
 ) -> CoachOut:
-    """The coach's feedback on one performance, built from its measured report only."""
+    """The coach's feedback on one performance, built from its measured report only: on a plan
+    with the coach, or once a credit was spent on this performance (`coach:<performance_id>`
+    at payment)."""
     doc = await _own(performance_id, principal.user_id)
     plan = await _plan(request, principal.user_id)
-    if not plan.limits.coach:
-        raise Forbidden(
-            f"the {plan.plan} plan has no coach; a paid plan with the coach unlocks it",
-            code="coach_not_in_plan",
-        )
+    unlocked = not plan.limits.coach and await coach_unlocked(principal.user_id, performance_id)
+    refused = coach_refusal(plan.limits, plan.plan, unlocked, performance_id)
+    if refused is not None:
+        raise Forbidden(refused, code="coach_not_in_plan")
     settings: ScoringSettings = request.app.state.settings
     now = datetime.now(UTC)
     started = time.perf_counter()

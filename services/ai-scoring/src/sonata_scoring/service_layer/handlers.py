@@ -6,11 +6,12 @@ import uuid
 
 from sonata_contracts.auth import UserDeleted
 from sonata_contracts.db import AssignmentCreated, PiecePublished, PieceWithdrawn
-from sonata_contracts.payment import EntitlementsChanged
+from sonata_contracts.payment import CreditsChanged, EntitlementsChanged
 from sonata_messaging import Transaction
 
 from sonata_scoring.adapters.documents import (
     CoachConversationDoc,
+    CoachUnlockDoc,
     EntitlementDoc,
     LiveChunkDoc,
     LiveSessionDoc,
@@ -19,8 +20,12 @@ from sonata_scoring.adapters.documents import (
     PieceCopy,
     PieceGrant,
 )
-from sonata_scoring.adapters.repository import get_entitlement, save_entitlement
-from sonata_scoring.domain.entitlements import Entitlement, Limits
+from sonata_scoring.adapters.repository import (
+    get_entitlement,
+    save_coach_unlock,
+    save_entitlement,
+)
+from sonata_scoring.domain.entitlements import Entitlement, Limits, coach_unlocked_by
 
 
 async def apply_entitlements(event: EntitlementsChanged, tx: Transaction) -> None:
@@ -40,6 +45,21 @@ async def apply_entitlements(event: EntitlementsChanged, tx: Transaction) -> Non
     )
     if incoming.supersedes(await get_entitlement(event.user_id, tx.session)):
         await save_entitlement(incoming, tx.session)
+
+
+async def apply_credits(event: CreditsChanged, tx: Transaction) -> None:
+    """A spend on `coach:<performance_id>` unlocks the coach's feedback on that performance
+    for the spender; every other ledger entry (a refund too) leaves the unlocks as they are."""
+    performance_id = coach_unlocked_by(event.reason, event.delta, event.reference)
+    if performance_id is not None:
+        await save_coach_unlock(
+            event.user_id,
+            performance_id,
+            event.entry_id,
+            -event.delta,
+            event.occurred_at,
+            tx.session,
+        )
 
 
 async def keep_piece(event: PiecePublished, tx: Transaction) -> None:
@@ -79,8 +99,8 @@ async def grant_assigned_piece(event: AssignmentCreated, tx: Transaction) -> Non
 
 async def forget_user(event: UserDeleted, tx: Transaction) -> None:
     """Everything of the user goes: plan, grants, private pieces, sessions with the notes they
-    played, performances and reports, coach conversations. Coach spending stays for the
-    accounts, under a pseudonym."""
+    played, performances and reports, coach conversations and unlocks. Coach spending stays
+    for the accounts, under a pseudonym."""
     mine = {"user_id": event.user_id}
     sessions = LiveSessionDoc.get_pymongo_collection()
     ids = [
@@ -96,6 +116,7 @@ async def forget_user(event: UserDeleted, tx: Transaction) -> None:
         LiveSessionDoc,
         PerformanceDoc,
         CoachConversationDoc,
+        CoachUnlockDoc,
     ):
         await document.get_pymongo_collection().delete_many(mine, session=tx.session)
     await PieceCopy.get_pymongo_collection().delete_many(
