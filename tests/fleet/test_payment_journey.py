@@ -5,6 +5,10 @@ A free learner uses up the day's scored sessions on ai-scoring's WebSocket, buys
 through payment's checkout, the provider's signed webhooks arrive, the entitlement reaches
 ai-scoring and the next session starts. Later a renewal fails: the dunning email reaches the
 learner's inbox once and, after the (shortened) grace period, the learner is back on free.
+
+Another free learner is refused the coach on a take, buys a credit pack, spends one credit on
+`coach:<performance_id>` through payment's HTTP API, and the coach's feedback on that take
+opens at ai-scoring, driven by the spend's event alone.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from auth_fleet_support import (  # noqa: E402
     login,
     signup_verified,
 )
+from scoring_fleet_support import play_session, take_of, ws_url  # noqa: E402
 
 pytestmark = pytest.mark.fleet
 
@@ -250,3 +255,70 @@ async def test_free_learner_buys_premium_and_loses_it_after_a_failed_renewal(
         billing = await client.get(f"{fleet.payment.base_url}/v1/billing/me", headers=bearer)
         assert billing.json()["plan"] == "free"
         assert billing.json()["subscriptions"][0]["status"] == "past_due"
+
+
+async def test_free_learner_spends_a_credit_and_gets_the_coach_on_that_take(
+    fleet: Fleet,
+    piece: str,
+    stripe_api: StripeDouble,
+    amqp_url: str,
+    http: tuple[httpx.AsyncClient, StatusWatch],
+) -> None:
+    client, _ = http
+    email = f"credits-{uuid.uuid4().hex[:8]}@example.org"
+    async with EventTap(amqp_url, "#") as tap:
+        await signup_verified(client, tap, fleet.auth.base_url, email)
+        token = (await login(client, fleet.auth.base_url, email))["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        user_id = (await tap.wait_for("auth.user_registered.v1", lambda b: b["email"] == email))[
+            "user_id"
+        ]
+        take = take_of(score_to_dict(load_score(PIECE)), first_bar=1, last_bar=2)
+        performance_id = (await play_session(ws_url(fleet.scoring), token, piece, take))[
+            "performance_id"
+        ]
+        coach_url = f"{fleet.scoring.base_url}/v1/performances/{performance_id}/coach"
+
+        refused = await client.get(coach_url, headers=bearer)
+        assert (refused.status_code, refused.json()["error"]) == (403, "coach_not_in_plan")
+        assert f'"reference": "coach:{performance_id}"' in refused.json()["detail"]
+        spend = {"credits": 1, "reference": f"coach:{performance_id}"}
+        broke = await client.post(
+            f"{fleet.payment.base_url}/v1/credits/spend", json=spend, headers=bearer
+        )
+        assert (broke.status_code, broke.json()["error"]) == (402, "insufficient_credits")
+
+        r = await client.post(
+            f"{fleet.payment.base_url}/v1/checkout", json={"item": "credits_10"}, headers=bearer
+        )
+        assert r.status_code == 201, r.text
+        stripe_api.complete_checkout(r.json()["session_id"])
+        await tap.wait_for(
+            "payment.credits_changed.v1",
+            lambda b: b["user_id"] == user_id and b["reason"] == "purchase",
+        )
+        spent = await client.post(
+            f"{fleet.payment.base_url}/v1/credits/spend", json=spend, headers=bearer
+        )
+        assert spent.status_code == 200, spent.text
+        assert spent.json()["balance"] == 9
+        told = await tap.wait_for(
+            "payment.credits_changed.v1",
+            lambda b: b["user_id"] == user_id and b["reason"] == "spend",
+        )
+        assert (told["delta"], told["reference"]) == (-1, f"coach:{performance_id}")
+
+        async def coach_open() -> bool:
+            return (await client.get(coach_url, headers=bearer)).status_code == 200
+
+        await eventually(coach_open, "the spend to unlock the coach at ai-scoring")
+        feedback = (await client.get(coach_url, headers=bearer)).json()
+        assert feedback["performance_id"] == performance_id
+        assert feedback["feedback"]["drill"]["first_bar"] >= 1
+        # the credit bought this take's feedback, not the plan's coach chat
+        chat = await client.post(
+            f"{fleet.scoring.base_url}/v1/coach/chat",
+            json={"message": "what next?", "performance_id": performance_id},
+            headers=bearer,
+        )
+        assert (chat.status_code, chat.json()["error"]) == (403, "coach_not_in_plan")
