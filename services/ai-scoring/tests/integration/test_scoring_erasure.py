@@ -1,6 +1,6 @@
 """A learner's notes do not outlive their use: a finished session keeps its report, not its
 checkpoint; `auth.user_deleted.v1` takes the sessions, the notes played, the performances and
-the coach conversations."""
+the coach conversations and the coach unlocks bought with credits."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 from sonata_contracts.auth import UserDeleted
+from sonata_contracts.payment import CreditsChanged
 from sonata_testing import JwksServer, ServiceProcess, SigningKey, eventually, publish_events
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -80,6 +81,20 @@ async def test_finished_sessions_drop_their_checkpoint_and_deletion_takes_everyt
             )
             assert asked.status_code == 200, asked.text
             user_id = (await db.live_sessions.find_one({"session_id": session_id}) or {})["user_id"]
+            spend = CreditsChanged(
+                user_id=user_id,
+                delta=-1,
+                balance=0,
+                reason="spend",
+                entry_id=uuid.uuid4().hex,
+                reference=f"coach:{performance_id}",
+            )
+            await publish_events(amqp_url, [spend])
+
+            async def unlocked() -> bool:
+                return await db.coach_unlocks.count_documents({"user_id": user_id}) == 1
+
+            await eventually(unlocked, "the credit spend to unlock the coach")
             await publish_events(amqp_url, [UserDeleted(user_id=user_id)])
 
             async def erased() -> bool:
@@ -87,7 +102,13 @@ async def test_finished_sessions_drop_their_checkpoint_and_deletion_takes_everyt
                 return r.status_code == 404
 
             await eventually(erased, "the performance to be erased")
-        for collection in ("live_sessions", "performances", "entitlements", "coach_conversations"):
+        for collection in (
+            "live_sessions",
+            "performances",
+            "entitlements",
+            "coach_conversations",
+            "coach_unlocks",
+        ):
             assert await db[collection].count_documents({"user_id": user_id}) == 0, collection
     finally:
         await client.close()
