@@ -47,20 +47,17 @@ from sonata_testing import (
     SigningKey,
     TokenFactory,
     eventually,
-    free_port,
     publish_events,
-    wait_http_ok,
 )
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "services" / "db" / "tests" / "integration"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "deploy" / "local"))
 
 from db_api_support import grant
 from db_takes import scored, take
-from sonata_local.plan import SERVICES, Config, render_local_nginx, service
+
+from bench.gateway import NGINX, service, start_gateway
 
 ROOT = Path(__file__).resolve().parents[1]
-NGINX = "/usr/sbin/nginx"
 GATEWAY_PREFIX = service("db").prefix  # /api/db
 
 RESULTS = Path(__file__).parent / "results"
@@ -128,20 +125,7 @@ def cpu_seconds(pid: int, with_children: bool = False) -> float:
 
 def gateway(db_port: int, var: Path) -> tuple[subprocess.Popen[bytes], str]:
     """nginx with the gateway `make run` renders, in front of this db; its base URL."""
-    port = free_port()
-    ports = {s.name: free_port() for s in SERVICES} | {"db": db_port}
-    cfg = Config(
-        root=ROOT, var_dir=var, python=sys.executable, ports=ports, gateway_port=port,
-        mongo_port=free_port(), prometheus_port=free_port(), external_mongo_url=None,
-        amqp_url="amqp://127.0.0.1/", environment="test", log_level="WARNING",
-        nginx=NGINX, prometheus=None,
-    )  # fmt: skip
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (cfg.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    conf = cfg.nginx_dir / "nginx.conf"
-    conf.write_text(render_local_nginx(cfg))
-    proc = subprocess.Popen([NGINX, "-p", f"{cfg.nginx_dir}/", "-c", str(conf)])
-    wait_http_ok(f"http://127.0.0.1:{port}/healthz", 20, proc)
+    proc, port = start_gateway(var, {"db": db_port})
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -28,7 +28,6 @@ import os
 import platform
 import struct
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -51,14 +50,10 @@ from sonata_testing import (
     ServiceProcess,
     SigningKey,
     TokenFactory,
-    free_port,
     publish_events,
-    wait_http_ok,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
-from sonata_local.plan import SERVICES, Config, render_local_nginx, service  # noqa: E402
+from bench.gateway import NGINX, ROOT, start_gateway
 
 RESULTS = Path(__file__).parent / "results"
 VIENNA = ROOT.parent / "shared" / "eval" / "vienna4x22"
@@ -397,27 +392,9 @@ def cpu_all(pids: dict[str, int | None]) -> dict[str, float]:
 
 
 def gateway(scoring: ServiceProcess, var: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
-    if not Path("/usr/sbin/nginx").exists():
+    if not Path(NGINX).exists():
         return None, scoring.port
-    port = free_port()
-    environ = {
-        "SONATA_VAR_DIR": str(var), "SONATA_GATEWAY_PORT": str(port),
-        **{f"SONATA_{s.env_key}_PORT": str(free_port()) for s in SERVICES},
-        f"SONATA_{service('ai-scoring').env_key}_PORT": str(scoring.port),
-        "SONATA_MONGO_PORT": str(free_port()), "SONATA_PROMETHEUS_PORT": str(free_port()),
-        "SONATA_MAIL_PORT": str(free_port()), "MONGODB_URL": "mongodb://127.0.0.1/",
-        "AMQP_URL": "amqp://127.0.0.1/", "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
-    cfg = Config.from_environ(
-        environ, root=ROOT, python=sys.executable, nginx="/usr/sbin/nginx", prometheus=None
-    )
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (cfg.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    conf = cfg.nginx_dir / "nginx.conf"
-    conf.write_text(render_local_nginx(cfg))
-    proc = subprocess.Popen(["/usr/sbin/nginx", "-p", f"{cfg.nginx_dir}/", "-c", str(conf)])
-    wait_http_ok(f"http://127.0.0.1:{port}/healthz", 20, proc)
-    return proc, port
+    return start_gateway(var, {"ai-scoring": scoring.port})
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -532,7 +509,13 @@ def main() -> None:
         help="let uvicorn negotiate permessage-deflate (deploy/local and the image turn it off)",
     )
     p.add_argument("--direct", action="store_true", help="straight to ai-scoring, no nginx")
-    p.add_argument("--clients", type=int, default=1, help="bench client processes")
+    p.add_argument(
+        "--clients",
+        type=int,
+        default=2,
+        help="bench client processes (one per core: one event loop holding every connection "
+        "adds its own queueing to the round trip it times)",
+    )
     p.add_argument(
         "--binary",
         action="store_true",

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -31,7 +30,7 @@ from pymongo import AsyncMongoClient
 from sonata_contracts.db import PiecePublished
 from sonata_contracts.payment import EntitlementsChanged, Limits
 from sonata_engine import LiveSession, load_performance, load_score, score_from_dict, score_to_dict
-from sonata_testing import ServiceProcess, eventually, free_port, publish_events, wait_http_ok
+from sonata_testing import ServiceProcess, eventually, publish_events
 from websockets.client import ClientProtocol
 from websockets.uri import parse_uri
 
@@ -48,7 +47,7 @@ from auth_fleet_support import (  # noqa: E402
 )
 from scoring_fleet_support import connect as _connect  # noqa: E402
 from scoring_fleet_support import recv as _recv  # noqa: E402
-from sonata_local.plan import SERVICES, Config, render_local_nginx  # noqa: E402
+from sonata_local.fleet import start_gateway  # noqa: E402
 
 pytestmark = pytest.mark.fleet
 
@@ -62,7 +61,7 @@ BATCH = 8
 class Fleet:
     def __init__(self, auth: ServiceProcess, scoring: ServiceProcess, db: ServiceProcess) -> None:
         self.auth, self.scoring, self.db = auth, scoring, db
-        self.gateway_port = free_port()
+        self.gateway_port = 0  # once the gateway runs
         self.piece_id = f"schubert-{uuid.uuid4().hex[:6]}"
 
     @property
@@ -76,26 +75,6 @@ class Fleet:
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}/api/ai-scoring"
-
-
-def _start_gateway(fleet: Fleet, var: Path) -> subprocess.Popen[bytes]:
-    ports = {s.name: free_port() for s in SERVICES}
-    ports |= {"auth": fleet.auth.port, "ai-scoring": fleet.scoring.port, "db": fleet.db.port}
-    cfg = Config(
-        root=ROOT, var_dir=var, python=sys.executable, ports=ports,
-        gateway_port=fleet.gateway_port, mongo_port=free_port(), prometheus_port=free_port(),
-        external_mongo_url=None, amqp_url="amqp://127.0.0.1/", environment="test",
-        log_level="WARNING", nginx="/usr/sbin/nginx", prometheus=None,
-    )  # fmt: skip
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (cfg.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    conf = cfg.nginx_dir / "nginx.conf"
-    conf.write_text(render_local_nginx(cfg))
-    proc = subprocess.Popen(
-        ["/usr/sbin/nginx", "-p", f"{cfg.nginx_dir}/", "-c", str(conf), "-e", "stderr"]
-    )
-    wait_http_ok(f"http://127.0.0.1:{fleet.gateway_port}/healthz", 20, proc)
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +116,13 @@ def fleet(
             proc.stop()  # the ones that did start must not outlive the test
         raise
     running = Fleet(auth, scoring, db)
-    gateway = _start_gateway(running, tmp_path_factory.mktemp("gateway"))
+    routes = {"auth": auth.port, "ai-scoring": scoring.port, "db": db.port}
+    try:
+        gateway, running.gateway_port = start_gateway(tmp_path_factory.mktemp("gateway"), routes)
+    except Exception:
+        for proc in (db, scoring, auth):
+            proc.stop()
+        raise
     try:
         yield running
     finally:

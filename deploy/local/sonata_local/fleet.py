@@ -142,6 +142,49 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gateway(
+    var_dir: Path, routes: Mapping[str, int], nginx: str = "/usr/sbin/nginx"
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The gateway `make run` renders, alone, in front of services already listening on this
+    machine at ``routes`` (service name -> port; the others' upstreams point at free ports):
+    the nginx process, answering, and its port. For benchmarks and fleet tests."""
+    port = _free_port()
+    environ = {
+        "SONATA_VAR_DIR": str(var_dir),
+        "SONATA_GATEWAY_PORT": str(port),
+        **{f"SONATA_{s.env_key}_PORT": str(routes.get(s.name) or _free_port()) for s in SERVICES},
+        "SONATA_MONGO_PORT": str(_free_port()),
+        "SONATA_PROMETHEUS_PORT": str(_free_port()),
+        "SONATA_MAIL_PORT": str(_free_port()),
+        "SONATA_SMS_PORT": str(_free_port()),
+        "MONGODB_URL": "mongodb://127.0.0.1/",
+        "AMQP_URL": "amqp://127.0.0.1/",
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+    }
+    cfg = Config.from_environ(
+        environ, root=ROOT, python=sys.executable, nginx=nginx, prometheus=None
+    )
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (cfg.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    conf = cfg.nginx_dir / "nginx.conf"
+    conf.write_text(render_local_nginx(cfg))
+    proc = subprocess.Popen([nginx, "-p", f"{cfg.nginx_dir}/", "-c", str(conf), "-e", "stderr"])
+    deadline = time.monotonic() + 20.0
+    while http_status(f"http://127.0.0.1:{port}/healthz", timeout=1.0) != 200:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise FleetError(f"the gateway did not answer on port {port} (nginx: {nginx})")
+        time.sleep(0.05)
+    return proc, port
+
+
 class Fleet:
     """The whole local fleet. `start()` returns once the process manager is running."""
 
